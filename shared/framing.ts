@@ -1,0 +1,104 @@
+// Frames on the executor socket: a u32 big-endian length, then one msgpack value. The length is
+// checked against the maximum before a single byte of the body is kept, so a peer cannot make
+// either side buffer more than one maximum-size frame.
+import { Packr, Unpackr } from 'msgpackr';
+
+/** About 1 MiB: a start request with the largest argv/env fits; output chunks are far smaller. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+const HEADER_BYTES = 4;
+
+// Records (msgpackr's structure extension) are off: each frame is plain msgpack that any
+// implementation reads, and no decoder state is shared between frames.
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false });
+
+export class FrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FrameError';
+  }
+}
+
+/** Bytes a value takes encoded, without its frame header. */
+export function encodedSize(value: unknown): number {
+  return packr.pack(value).length;
+}
+
+export function encodeFrame(value: unknown, maxBytes = MAX_FRAME_BYTES): Buffer {
+  const body = packr.pack(value);
+  if (body.length > maxBytes) {
+    throw new FrameError(`frame of ${body.length} bytes exceeds the maximum of ${maxBytes}`);
+  }
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, HEADER_BYTES);
+  return frame;
+}
+
+/**
+ * Turns a byte stream into decoded values. push() returns the values completed by a chunk and
+ * throws FrameError on an oversize length or an undecodable body; after an error the decoder
+ * is unusable and the connection should be closed.
+ */
+export class FrameDecoder {
+  private readonly maxBytes: number;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private failed = false;
+
+  constructor(maxBytes = MAX_FRAME_BYTES) {
+    this.maxBytes = maxBytes;
+  }
+
+  push(chunk: Buffer): unknown[] {
+    if (this.failed) throw new FrameError('decoder already failed');
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const values: unknown[] = [];
+    for (;;) {
+      if (this.buffered < HEADER_BYTES) break;
+      const length = this.peekLength();
+      if (length > this.maxBytes) {
+        this.failed = true;
+        throw new FrameError(`frame length ${length} exceeds the maximum of ${this.maxBytes}`);
+      }
+      if (this.buffered < HEADER_BYTES + length) break;
+      const body = this.take(HEADER_BYTES + length).subarray(HEADER_BYTES);
+      try {
+        values.push(unpackr.unpack(body));
+      } catch (error) {
+        this.failed = true;
+        throw new FrameError(`undecodable frame: ${(error as Error).message}`);
+      }
+    }
+    return values;
+  }
+
+  /** Bytes received but not yet part of a complete frame. */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  private peekLength(): number {
+    const first = this.chunks[0];
+    if (first && first.length >= HEADER_BYTES) return first.readUInt32BE(0);
+    return Buffer.concat(this.chunks, HEADER_BYTES).readUInt32BE(0);
+  }
+
+  /** Removes and returns the first n buffered bytes, copying only when a frame spans chunks. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    let out: Buffer;
+    if (first && first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      const all = Buffer.concat(this.chunks);
+      out = all.subarray(0, n);
+      this.chunks = all.length > n ? [all.subarray(n)] : [];
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
