@@ -1,0 +1,48 @@
+// The one interface the job runtime sees. Implementations for cgroup v2, v1 and hybrid hosts are
+// chosen by detect.ts; nothing outside executor/cgroup/ knows which one is in use.
+import type { JobLimits, JobUsage } from '../../shared/job.ts';
+
+/** A whole disk, as the kernel's io/blkio throttles name it. */
+export interface BlockDevice {
+  major: number;
+  minor: number;
+  /** Kernel name (vda, nvme0n1), for logs and messages only. */
+  name: string;
+}
+
+export interface CgroupDriver {
+  /** One line for the startup log: which controller is served from which hierarchy. */
+  describe(): string;
+  /**
+   * Creates this executor's parent cgroup(s) below the executor's own cgroup and removes job
+   * cgroups left behind by an earlier run (killing what still runs in them). Returns the job ids
+   * that were swept. Idempotent.
+   */
+  prepare(): Promise<string[]>;
+  /**
+   * Creates the cgroup(s) for one job and writes every limit before any process enters.
+   * Fails with a message naming the limit when the kernel refuses a value.
+   */
+  create(jobId: string, limits: JobLimits, ioDevices: readonly BlockDevice[]): Promise<JobCgroup>;
+  /** Removes the parent cgroup(s) on shutdown; job cgroups must already be removed. */
+  close(): Promise<void>;
+}
+
+export interface JobCgroup {
+  readonly jobId: string;
+  /**
+   * Directories whose cgroup.procs the helper writes its own pid to before it clones the job, so
+   * every job process is inside the job's cgroups from its first instruction.
+   */
+  readonly joinDirs: readonly string[];
+  /** True while any process is in the job's cgroup. */
+  isPopulated(): Promise<boolean>;
+  /** Kills every process in the job's cgroup and waits (bounded) until it is empty. */
+  killAll(): Promise<void>;
+  /** Usage so far; read before remove(). */
+  readUsage(): Promise<JobUsage>;
+  /** True when the kernel's OOM killer killed a process of this job. */
+  wasOomKilled(): Promise<boolean>;
+  /** Removes the job's cgroup(s); retries while the kernel still reports them busy. */
+  remove(): Promise<void>;
+}

@@ -1,0 +1,296 @@
+// One job's cgroups across every hierarchy of the layout, for both drivers: creating them with
+// their limits, killing what runs in them, reading usage and removing them.
+import { posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { JobError } from '../../shared/errors.ts';
+import type { JobLimits, JobUsage } from '../../shared/job.ts';
+import type { BlockDevice, JobCgroup } from './cgroup-driver.ts';
+import {
+  CgroupFsError,
+  errnoOf,
+  keyedValue,
+  type CgroupFs,
+  type FileWrite,
+  type VersionedStat,
+} from './cgroup-fs.ts';
+import * as cpu from './cpu.ts';
+import * as cpuset from './cpuset.ts';
+import * as io from './io.ts';
+import {
+  checkJobId,
+  homeOf,
+  jobDir,
+  parentDir,
+  type CgroupLayout,
+  type Controller,
+  type Hierarchy,
+} from './layout.ts';
+import * as memory from './memory.ts';
+import * as pids from './pids.ts';
+
+const POLL_MS = 10;
+/** How long killAll waits for the cgroup to empty before it reports the job as unkillable. */
+export const KILL_TIMEOUT_MS = 5_000;
+/** rmdir says EBUSY for a moment after the last process exits, until the kernel lets go. */
+export const REMOVE_TIMEOUT_MS = 2_000;
+
+/** The limits that need a controller; asking for one the host lacks is the caller's error. */
+const LIMIT_CONTROLLER = {
+  cpus: 'cpu',
+  memoryBytes: 'memory',
+  memoryHighBytes: 'memory',
+  pids: 'pids',
+  ioReadBps: 'io',
+  ioWriteBps: 'io',
+  ioReadIops: 'io',
+  ioWriteIops: 'io',
+  cpusetCpus: 'cpuset',
+} as const satisfies Record<keyof Required<JobLimits>, string>;
+
+/**
+ * Creates the job's directory in every hierarchy and writes every limit into it. Values are
+ * worked out (and validated) before the first mkdir, so a refused limit leaves nothing behind;
+ * a write the kernel refuses removes what was created.
+ */
+export async function createJobCgroup(
+  fs: CgroupFs,
+  layout: CgroupLayout,
+  jobId: string,
+  limits: JobLimits,
+  ioDevices: readonly BlockDevice[],
+): Promise<LayoutJobCgroup> {
+  checkJobId(jobId);
+  for (const [field, controller] of Object.entries(LIMIT_CONTROLLER)) {
+    if (limits[field as keyof JobLimits] === undefined) continue;
+    if (homeOf(layout, controller) === undefined) {
+      throw new JobError(
+        'invalid-argument',
+        `limits.${field}: this host has no ${controller} cgroup controller`,
+      );
+    }
+  }
+  const plan: { dir: string; writes: FileWrite[] }[] = [];
+  for (const hierarchy of layout.hierarchies) {
+    const writes = await limitWrites(fs, layout, hierarchy, limits, ioDevices);
+    plan.push({ dir: jobDir(layout, hierarchy, jobId), writes });
+  }
+  const created: string[] = [];
+  try {
+    for (const { dir } of plan) {
+      if (!(await fs.mkdir(dir))) throw new Error(`cgroup: ${dir} already exists`);
+      created.push(dir);
+    }
+    for (const { dir, writes } of plan) await writeLimits(fs, dir, writes);
+  } catch (error) {
+    for (const dir of created) await removeCgroupDir(fs, dir);
+    throw error;
+  }
+  return new LayoutJobCgroup(fs, layout, jobId);
+}
+
+/** The writes for one hierarchy's job directory, from the controllers that hierarchy serves. */
+async function limitWrites(
+  fs: CgroupFs,
+  layout: CgroupLayout,
+  hierarchy: Hierarchy,
+  limits: JobLimits,
+  ioDevices: readonly BlockDevice[],
+): Promise<FileWrite[]> {
+  const parent = parentDir(layout, hierarchy);
+  const inParent = (file: string) => posix.join(parent, file);
+  const v1 = hierarchy.version === 1;
+  const writes: FileWrite[] = [];
+  for (const controller of hierarchy.serves) {
+    switch (controller) {
+      case 'cpu':
+        writes.push(...(v1 ? cpu.v1Files(limits) : cpu.v2Files(limits)));
+        break;
+      case 'cpuacct':
+        break;
+      case 'memory':
+        writes.push(
+          ...(v1
+            ? memory.v1Files(limits, { hasMemsw: await fs.exists(inParent(memory.V1_MEMSW_FILE)) })
+            : memory.v2Files(limits, {
+                hasSwapMax: await fs.exists(inParent(memory.V2_SWAP_FILE)),
+              })),
+        );
+        break;
+      case 'pids':
+        writes.push(...(v1 ? pids.v1Files(limits) : pids.v2Files(limits)));
+        break;
+      case 'io':
+        writes.push(...(v1 ? io.v1Files(limits, ioDevices) : io.v2Files(limits, ioDevices)));
+        break;
+      case 'cpuset':
+        writes.push(
+          ...(v1
+            ? cpuset.v1Files(limits, {
+                effectiveCpus: await fs.read(inParent(cpuset.V1_EFFECTIVE_CPUS)),
+                effectiveMems: await fs.read(inParent(cpuset.V1_EFFECTIVE_MEMS)),
+              })
+            : limits.cpusetCpus === undefined
+              ? []
+              : cpuset.v2Files(limits, {
+                  effectiveCpus: await fs.read(inParent(cpuset.V2_EFFECTIVE_CPUS)),
+                })),
+        );
+        break;
+    }
+  }
+  return writes;
+}
+
+/**
+ * Writes in order. A value the kernel refuses (EINVAL, ERANGE, EBUSY) is the request's fault and
+ * named by its limit; anything else is an internal failure.
+ */
+export async function writeLimits(
+  fs: CgroupFs,
+  dir: string,
+  writes: readonly FileWrite[],
+): Promise<void> {
+  for (const [file, value, limit] of writes) {
+    try {
+      await fs.write(posix.join(dir, file), value);
+    } catch (error) {
+      const errno = errnoOf(error);
+      if (limit === undefined || !['EINVAL', 'ERANGE', 'EBUSY'].includes(errno ?? '')) throw error;
+      throw new JobError(
+        'invalid-argument',
+        `limits.${limit}: the kernel refused ${file} = "${value}" (${errno})`,
+      );
+    }
+  }
+}
+
+export class LayoutJobCgroup implements JobCgroup {
+  readonly jobId: string;
+  readonly joinDirs: readonly string[];
+  readonly #fs: CgroupFs;
+  readonly #layout: CgroupLayout;
+
+  /** Also used for leftovers found by prepare(), whose directories may exist in some hierarchies. */
+  constructor(fs: CgroupFs, layout: CgroupLayout, jobId: string) {
+    this.#fs = fs;
+    this.#layout = layout;
+    this.jobId = jobId;
+    this.joinDirs = layout.hierarchies.map((h) => jobDir(layout, h, jobId));
+  }
+
+  #dir(hierarchy: Hierarchy): string {
+    return jobDir(this.#layout, hierarchy, this.jobId);
+  }
+
+  #file(hierarchy: Hierarchy | undefined, file: string): string | undefined {
+    return hierarchy === undefined ? undefined : posix.join(this.#dir(hierarchy), file);
+  }
+
+  async isPopulated(): Promise<boolean> {
+    const events = this.#file(this.#layout.v2, 'cgroup.events');
+    if (events !== undefined) {
+      const text = await this.#fs.readOptional(events);
+      if (text !== undefined) return keyedValue(text, 'populated') > 0;
+    }
+    return (await this.#processes()).length > 0;
+  }
+
+  /**
+   * v2 (also the hybrid tracking cgroup): cgroup.kill kills every process in one step, then we
+   * wait for `populated 0`. Then, and on v1-only hosts instead, the v1 sweep: SIGKILL every pid in
+   * cgroup.procs until all are empty. Never waits on the freezer, which can stick in FREEZING.
+   */
+  async killAll(): Promise<void> {
+    const deadline = Date.now() + KILL_TIMEOUT_MS;
+    const kill = this.#file(this.#layout.v2, 'cgroup.kill');
+    if (kill !== undefined && (await this.#fs.exists(kill))) {
+      await this.#fs.write(kill, '1');
+      while (await this.isPopulated()) {
+        if (Date.now() > deadline) {
+          throw new Error(
+            `cgroup: job ${this.jobId} still populated ${KILL_TIMEOUT_MS} ms after cgroup.kill`,
+          );
+        }
+        await sleep(POLL_MS);
+      }
+    }
+    for (;;) {
+      const remaining = await this.#processes();
+      if (remaining.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `cgroup: job ${this.jobId} still has processes ${remaining.join(' ')} after ${KILL_TIMEOUT_MS} ms`,
+        );
+      }
+      // Each pid was in the job's cgroup.procs a moment ago; to name another process by now it
+      // would have to exit and the pid space wrap around in between. v1 offers nothing tighter.
+      for (const pid of remaining) killQuietly(pid);
+      await sleep(POLL_MS);
+    }
+  }
+
+  /** Every pid in the job's cgroup.procs in any hierarchy (a cgroup already gone has none). */
+  async #processes(): Promise<number[]> {
+    const found = new Set<number>();
+    for (const hierarchy of this.#layout.hierarchies) {
+      const procs = this.#file(hierarchy, 'cgroup.procs');
+      const text = procs === undefined ? undefined : await this.#fs.readOptional(procs);
+      for (const line of text?.split('\n') ?? []) {
+        const pid = Number(line);
+        if (line !== '' && Number.isSafeInteger(pid) && pid > 0) found.add(pid);
+      }
+    }
+    return [...found];
+  }
+
+  async readUsage(): Promise<JobUsage> {
+    const ioBytes = await this.#stat('io', io.USAGE_BYTES, { readBytes: 0, writeBytes: 0 });
+    return {
+      cpuSeconds: await this.#stat('cpuacct', cpu.USAGE_SECONDS, 0),
+      memoryPeakBytes: await this.#stat('memory', memory.PEAK_BYTES, 0),
+      ioReadBytes: ioBytes.readBytes,
+      ioWriteBytes: ioBytes.writeBytes,
+    };
+  }
+
+  async wasOomKilled(): Promise<boolean> {
+    return this.#stat('memory', memory.OOM_KILLED, false);
+  }
+
+  /** A stat file of the hierarchy serving controller; `missing` when there is none. */
+  async #stat<T>(controller: Controller, stat: VersionedStat<T>, missing: T): Promise<T> {
+    const home = homeOf(this.#layout, controller);
+    if (home === undefined) return missing;
+    const { file, parse } = home.version === 1 ? stat.v1 : stat.v2;
+    const text = await this.#fs.readOptional(posix.join(this.#dir(home), file));
+    return text === undefined ? missing : parse(text);
+  }
+
+  async remove(): Promise<void> {
+    for (const dir of this.joinDirs) await removeCgroupDir(this.#fs, dir);
+  }
+}
+
+/** rmdir, retrying EBUSY until REMOVE_TIMEOUT_MS; a directory already gone is fine. */
+export async function removeCgroupDir(fs: CgroupFs, dir: string): Promise<void> {
+  const deadline = Date.now() + REMOVE_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await fs.rmdir(dir);
+      return;
+    } catch (error) {
+      if (!(error instanceof CgroupFsError) || error.errno !== 'EBUSY' || Date.now() > deadline) {
+        throw error;
+      }
+      await sleep(POLL_MS);
+    }
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (error) {
+    if (errnoOf(error) !== 'ESRCH') throw error;
+  }
+}
