@@ -1,0 +1,176 @@
+// The executor's configuration: the schema, with every default beside it. A config file holds
+// only what differs from these; unknown keys are refused by name; the result is frozen.
+import { fileURLToPath } from 'node:url';
+import { parseConfig, readConfigFile } from '../shared/config-file.ts';
+import type { JobLimits } from '../shared/job.ts';
+import { NUMERIC_LIMIT_FIELDS } from '../shared/job.ts';
+import { absolutePath, jobLimitsSchema } from '../shared/job-spec-schema.ts';
+import { integer, invalid, object, oneOf, optional, string, array } from '../shared/schema.ts';
+import type { Check } from '../shared/schema.ts';
+
+const MiB = 1024 * 1024;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+export interface ExecutorConfig {
+  /** Job records, output and per-job writable directories. Root-only (0700). */
+  stateDir: string;
+  /** The Unix socket the API connects to; its directory is created root-owned, mode 0750. */
+  socketPath: string;
+  /** The one group (name or number) allowed to open the socket: the API's supplementary group. */
+  socketGroup: string;
+  /** Name of this executor's cgroup below its own cgroup in every hierarchy. */
+  cgroupName: string;
+  helperPath: string;
+  /** Paths hidden inside every job besides the state and socket directories (keys, config). */
+  maskPaths: string[];
+  /** Each job runs as its own uid (= gid) from this range, which must hold no existing account. */
+  jobUids: { first: number; count: number };
+  maxRunningJobs: number;
+  /** SIGTERM → this long → everything in the job's cgroup is killed. Per-stop override allowed. */
+  stopGraceMs: number;
+  maxStopGraceMs: number;
+  /** Size of each job's private /tmp (tmpfs: its pages count against the job's memory limit). */
+  tmpSizeBytes: number;
+  /** Output stored per job; past it the job keeps running, its output is drained and dropped. */
+  maxOutputBytes: number;
+  /** Limits applied when a request names none, and the most a request may ask for. */
+  limits: { defaults: JobLimits; max: JobLimits };
+  defaultTimeoutMs: number | null;
+  maxTimeoutMs: number | null;
+  maxConnections: number;
+  /** Unary requests one connection may have outstanding. */
+  maxRequestsPerConnection: number;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+export const EXECUTOR_DEFAULTS: ExecutorConfig = {
+  stateDir: '/var/lib/jobworker',
+  socketPath: '/run/jobworker/executor.sock',
+  socketGroup: 'jobworker',
+  cgroupName: 'jobworker',
+  helperPath: fileURLToPath(new URL('./helper/build/jobworker-helper', import.meta.url)),
+  maskPaths: ['/etc/jobworker'],
+  jobUids: { first: 200_000, count: 10_000 },
+  maxRunningJobs: 256,
+  stopGraceMs: 5_000,
+  maxStopGraceMs: 60_000,
+  tmpSizeBytes: 256 * MiB,
+  maxOutputBytes: 1024 * MiB,
+  limits: {
+    defaults: { cpus: 1, memoryBytes: 512 * MiB, pids: 512 },
+    max: { cpus: 64, memoryBytes: 64 * 1024 * MiB, pids: 65_536 },
+  },
+  defaultTimeoutMs: null,
+  maxTimeoutMs: null,
+  maxConnections: 256,
+  maxRequestsPerConnection: 64,
+  logLevel: 'info',
+};
+
+const nullable =
+  <T>(check: Check<T>): Check<T | null> =>
+  (value, field) =>
+    value === null ? null : check(value, field);
+
+const fileSchema = object({
+  stateDir: optional(absolutePath),
+  // sun_path holds 108 bytes including the terminating NUL.
+  socketPath: optional((value, field) => {
+    const path = absolutePath(value, field);
+    if (Buffer.byteLength(path) > 107)
+      throw invalid(field, 'must be at most 107 bytes (a Unix socket path)');
+    return path;
+  }),
+  socketGroup: optional(
+    string({
+      minLength: 1,
+      maxBytes: 32,
+      pattern: /^[a-z_][a-z0-9_-]*\$?$|^\d+$/,
+      patternRule: 'a group name or number',
+    }),
+  ),
+  cgroupName: optional(
+    string({
+      minLength: 1,
+      maxBytes: 64,
+      pattern: /^[a-z][a-z0-9-]*$/,
+      patternRule: 'lowercase letters, digits and -',
+    }),
+  ),
+  helperPath: optional(absolutePath),
+  maskPaths: optional(array(absolutePath, { maxItems: 64 })),
+  jobUids: optional(
+    object({
+      first: integer({ min: 1000, max: 2 ** 31 - 1 }),
+      count: integer({ min: 1, max: 1_000_000 }),
+    }),
+  ),
+  maxRunningJobs: optional(integer({ min: 1, max: 100_000 })),
+  stopGraceMs: optional(integer({ min: 0, max: 3_600_000, unit: 'ms' })),
+  maxStopGraceMs: optional(integer({ min: 0, max: 3_600_000, unit: 'ms' })),
+  tmpSizeBytes: optional(integer({ min: MiB, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
+  maxOutputBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
+  limits: optional(object({ defaults: optional(jobLimitsSchema), max: optional(jobLimitsSchema) })),
+  defaultTimeoutMs: optional(
+    nullable(integer({ min: 1, max: Number.MAX_SAFE_INTEGER, unit: 'ms' })),
+  ),
+  maxTimeoutMs: optional(nullable(integer({ min: 1, max: Number.MAX_SAFE_INTEGER, unit: 'ms' }))),
+  maxConnections: optional(integer({ min: 1, max: 65_536 })),
+  maxRequestsPerConnection: optional(integer({ min: 1, max: 4096 })),
+  logLevel: optional(oneOf(LOG_LEVELS)),
+});
+
+const NOBODY = 65_534;
+
+const executorConfigSchema: Check<ExecutorConfig> = (value, field) => {
+  const file = fileSchema(value, field);
+  const config: ExecutorConfig = {
+    ...EXECUTOR_DEFAULTS,
+    ...file,
+    limits: {
+      defaults: file.limits?.defaults ?? EXECUTOR_DEFAULTS.limits.defaults,
+      max: file.limits?.max ?? EXECUTOR_DEFAULTS.limits.max,
+    },
+  };
+  const { first, count } = config.jobUids;
+  if (first <= NOBODY && first + count > NOBODY) {
+    throw invalid(
+      'jobUids',
+      `the range ${first}-${first + count - 1} contains ${NOBODY} (nobody, the API's user)`,
+    );
+  }
+  if (first + count - 1 > 2 ** 32 - 2)
+    throw invalid('jobUids.count', 'the range ends above the largest uid');
+  if (config.stopGraceMs > config.maxStopGraceMs)
+    throw invalid('stopGraceMs', `must be at most maxStopGraceMs (${config.maxStopGraceMs})`);
+  for (const limit of NUMERIC_LIMIT_FIELDS) {
+    const preset = config.limits.defaults[limit];
+    const ceiling = config.limits.max[limit];
+    if (preset !== undefined && ceiling !== undefined && preset > ceiling) {
+      throw invalid(`limits.defaults.${limit}`, `must be at most limits.max.${limit} (${ceiling})`);
+    }
+  }
+  if (
+    config.defaultTimeoutMs !== null &&
+    config.maxTimeoutMs !== null &&
+    config.defaultTimeoutMs > config.maxTimeoutMs
+  ) {
+    throw invalid('defaultTimeoutMs', `must be at most maxTimeoutMs (${config.maxTimeoutMs})`);
+  }
+  return config;
+};
+
+/** Config from data (tests, or a file already read); throws ConfigError naming the key. */
+export function parseExecutorConfig(
+  raw: unknown,
+  source = 'executor config',
+): Readonly<ExecutorConfig> {
+  return parseConfig(raw, executorConfigSchema, source);
+}
+
+export function loadExecutorConfig(path: string | undefined): Readonly<ExecutorConfig> {
+  return path === undefined
+    ? parseExecutorConfig({}, 'defaults')
+    : readConfigFile(path, executorConfigSchema);
+}
