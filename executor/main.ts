@@ -1,0 +1,74 @@
+// The executor: the one process that runs as root. It owns the job runtime, the cgroups and the
+// socket the API talks to, and nothing else.
+//
+//   executor [--config /etc/jobworker/executor.json]
+import { access, constants, stat } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../shared/config-file.ts';
+import { createLogger } from '../shared/logger.ts';
+import { detectCgroupDriver } from './cgroup/detect.ts';
+import { loadExecutorConfig } from './config.ts';
+import type { ExecutorConfig } from './config.ts';
+import { JobRuntime } from './runtime/job-runtime.ts';
+import { checkUidRangeUnused } from './runtime/uid-pool.ts';
+import { ExecutorServer } from './socket/executor-server.ts';
+
+/** Root runs this binary for every job: it must be root's, and nobody else may change it. */
+async function checkHelper(path: string): Promise<void> {
+  const info = await stat(path).catch(() => {
+    throw new ConfigError(`helperPath: ${path} does not exist (run: npm run build:helper)`);
+  });
+  await access(path, constants.X_OK);
+  if (info.uid !== 0 || (info.mode & 0o022) !== 0) {
+    throw new ConfigError(`helperPath: ${path} must be owned by root and writable by nobody else`);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string' } } });
+  let config: Readonly<ExecutorConfig>;
+  try {
+    config = loadExecutorConfig(values.config);
+  } catch (error) {
+    console.error(`executor: ${(error as Error).message}`);
+    process.exit(78); // EX_CONFIG
+  }
+  const logger = createLogger('executor', config.logLevel);
+  if (process.getuid?.() !== 0) {
+    logger.fatal('the executor must run as root (it creates cgroups, namespaces and job users)');
+    process.exit(77); // EX_NOPERM
+  }
+  try {
+    checkUidRangeUnused(config.jobUids);
+    await checkHelper(config.helperPath);
+  } catch (error) {
+    logger.fatal((error as Error).message);
+    process.exit(78);
+  }
+
+  const cgroups = await detectCgroupDriver({ name: config.cgroupName });
+  logger.info({ cgroups: cgroups.describe() }, 'cgroups detected');
+  const runtime = await JobRuntime.open({ config, cgroups, logger });
+  const server = new ExecutorServer(runtime, config, logger);
+  await server.listen();
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without waiting for jobs');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: no new requests, stopping every job');
+    void (async () => {
+      await server.close();
+      await runtime.shutdown();
+      logger.info('executor stopped');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+await main();

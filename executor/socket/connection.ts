@@ -1,0 +1,218 @@
+// One client connection: the choke point every request passes. Frames are bounded before they are
+// buffered; an undecodable frame or a request outside the protocol gets one protocol-error answer
+// and the connection is closed (fail closed). A request with bad arguments gets invalid-argument
+// and the connection stays open. Nothing a peer sends can crash the executor.
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { EXECUTOR_OPS, MAX_REQUEST_ID } from '../../shared/executor-protocol.ts';
+import type { ExecutorOp, Reply, WireError } from '../../shared/executor-protocol.ts';
+import { JobError } from '../../shared/errors.ts';
+import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
+import { integer, object, oneOf } from '../../shared/schema.ts';
+import type { JobRuntime } from '../runtime/job-runtime.ts';
+import { OP_TABLE } from './op-table.ts';
+import type { OpContext, StreamOp, UnaryOp } from './op-table.ts';
+
+const envelope = object({
+  id: integer({ min: 0, max: MAX_REQUEST_ID }),
+  op: oneOf(EXECUTOR_OPS),
+  args: (value: unknown) => value,
+});
+
+/** Replies a client has not read yet; past this the connection stops reading new requests. */
+const MAX_UNREAD_REPLY_BYTES = 4 * 1024 * 1024;
+/** A connection we closed for a protocol error gets this long to take its answer. */
+const CLOSE_GRACE_MS = 1000;
+
+export interface ConnectionParts {
+  runtime: JobRuntime;
+  logger: Logger;
+  maxRequestsInFlight: number;
+}
+
+function wireError(error: unknown, logger: Logger, op: string): WireError {
+  if (error instanceof JobError) {
+    return { code: error.code, message: error.message, details: { ...error.details } };
+  }
+  // Internals stay in the executor's log; the client learns only that it failed.
+  logger.error({ err: error, op }, 'request failed');
+  return { code: 'internal', message: 'internal executor error' };
+}
+
+export class Connection {
+  private readonly socket: net.Socket;
+  private readonly parts: ConnectionParts;
+  private readonly logger: Logger;
+  private readonly decoder = new FrameDecoder();
+  private readonly closed = new AbortController();
+  private inFlight = 0;
+  private streaming = false;
+  private failed = false;
+
+  constructor(socket: net.Socket, parts: ConnectionParts, connectionId: number) {
+    this.socket = socket;
+    this.parts = parts;
+    this.logger = parts.logger.child({ connection: connectionId });
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('close', () => this.closed.abort());
+    socket.on('error', (error) => this.logger.debug({ err: error }, 'connection error'));
+  }
+
+  get signal(): AbortSignal {
+    return this.closed.signal;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.failed) return;
+    let values: unknown[];
+    try {
+      values = this.decoder.push(chunk);
+    } catch (error) {
+      this.refuse(0, (error as Error).message);
+      return;
+    }
+    for (const value of values) {
+      if (this.failed) return;
+      this.dispatch(value);
+    }
+  }
+
+  private dispatch(value: unknown): void {
+    let request: { id: number; op: ExecutorOp; args: unknown };
+    try {
+      request = envelope(value, 'request');
+    } catch (error) {
+      const id =
+        typeof value === 'object' &&
+        value !== null &&
+        'id' in value &&
+        Number.isSafeInteger(value.id)
+          ? Number(value.id)
+          : 0;
+      this.refuse(id, (error as Error).message);
+      return;
+    }
+    const op = OP_TABLE[request.op];
+    const context: OpContext = { runtime: this.parts.runtime, signal: this.closed.signal };
+    this.logger.debug({ id: request.id, op: request.op }, 'request');
+    if (op.kind === 'unary') this.answerUnary(request.id, request.op, op, request.args, context);
+    else this.answerStream(request.id, request.op, op, request.args, context);
+  }
+
+  private answerUnary(
+    id: number,
+    name: ExecutorOp,
+    op: UnaryOp,
+    args: unknown,
+    context: OpContext,
+  ): void {
+    if (this.inFlight >= this.parts.maxRequestsInFlight) {
+      this.send({
+        id,
+        error: {
+          code: 'resource-exhausted',
+          message: `at most ${this.parts.maxRequestsInFlight} requests may be outstanding on one connection`,
+        },
+      });
+      return;
+    }
+    this.inFlight += 1;
+    op.run(args, context)
+      .then(
+        (result) => this.send({ id, ok: result }),
+        (error: unknown) => this.sendError(id, name, error),
+      )
+      .finally(() => {
+        this.inFlight -= 1;
+      });
+  }
+
+  private answerStream(
+    id: number,
+    name: ExecutorOp,
+    op: StreamOp,
+    args: unknown,
+    context: OpContext,
+  ): void {
+    if (this.streaming) {
+      this.send({
+        id,
+        error: {
+          code: 'resource-exhausted',
+          message: 'one output stream per connection; open another connection',
+        },
+      });
+      return;
+    }
+    this.streaming = true;
+    void (async () => {
+      try {
+        const { chunks, end } = op.run(args, context);
+        for await (const chunk of chunks) {
+          if (this.closed.signal.aborted) return;
+          if (!this.send({ id, chunk })) await this.writable();
+        }
+        if (!this.closed.signal.aborted) this.send({ id, end: end() });
+      } catch (error) {
+        this.sendError(id, name, error);
+      } finally {
+        this.streaming = false;
+      }
+    })();
+  }
+
+  /** Resolves when the socket's buffer has drained, or the connection closed. */
+  private writable(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.closed.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.closed.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private sendError(id: number, op: string, error: unknown): void {
+    const wire = wireError(error, this.logger, op);
+    if (wire.code !== 'internal')
+      this.logger.info({ id, op, code: wire.code, message: wire.message }, 'request refused');
+    this.send({ id, error: wire });
+  }
+
+  /** Writes a reply; false means the client is behind and we should wait for 'drain'. */
+  private send(reply: Reply): boolean {
+    if (this.socket.destroyed || !this.socket.writable) return true;
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(reply);
+    } catch (error) {
+      this.logger.error({ err: error }, 'reply does not fit a frame');
+      frame = encodeFrame({
+        id: reply.id,
+        error: { code: 'internal', message: 'internal executor error' },
+      });
+    }
+    const flowing = this.socket.write(frame);
+    if (this.socket.writableLength > MAX_UNREAD_REPLY_BYTES && !this.socket.isPaused()) {
+      // The client is not reading its answers: stop taking its requests until it does.
+      this.socket.pause();
+      this.socket.once('drain', () => this.socket.resume());
+    }
+    return flowing;
+  }
+
+  /** Outside the protocol: answer once, then close. */
+  private refuse(id: number, message: string): void {
+    this.failed = true;
+    this.logger.warn({ id, message }, 'protocol error; closing connection');
+    this.send({ id, error: { code: 'protocol-error', message } });
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+}
