@@ -1,0 +1,184 @@
+// Isolation, observed from inside real jobs: namespaces, identity, capabilities, filesystem view.
+import { hostname } from 'node:os';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openTestRuntime, runToEnd, shell } from './executor-kit.ts';
+import type { TestRuntime } from './executor-kit.ts';
+
+const isolation = suite<{ t: TestRuntime }>('job isolation');
+isolation.before(async (context) => {
+  context.t = await openTestRuntime();
+});
+isolation.after(async ({ t }) => {
+  await t.close();
+});
+
+isolation("ps shows only the job's own processes: its init and itself", async ({ t }) => {
+  const { stdout, record } = await shell(t.runtime, 'ps -e -o pid=,comm=');
+  assert.is(record.state, 'COMPLETED');
+  const processes = stdout
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/));
+  assert.equal(
+    processes.map(([pid]) => pid),
+    ['1', '2', processes[2]?.[0]],
+    stdout,
+  );
+  assert.equal(
+    processes.map(([, comm]) => comm),
+    ['jobworker-init', 'sh', 'ps'],
+    stdout,
+  );
+});
+
+isolation("the hostname is the job's, not the host's", async ({ t }) => {
+  const { stdout, record } = await shell(t.runtime, 'hostname');
+  assert.is(stdout.trim(), `job-${record.id.slice(0, 12)}`);
+  assert.is.not(stdout.trim(), hostname());
+});
+
+isolation('only the loopback interface exists, and it is up', async ({ t }) => {
+  const { stdout } = await shell(t.runtime, 'ip -o link show; ip -o addr show lo');
+  const links = stdout.split('\n').filter((line) => /^\d+: /.test(line) && line.includes('link/'));
+  assert.is(links.length, 1, stdout);
+  assert.match(links[0] ?? '', /^1: lo: <LOOPBACK,UP,LOWER_UP>/);
+  assert.match(stdout, /inet 127\.0\.0\.1\/8/);
+});
+
+isolation(
+  'the job runs under an unprivileged uid and gid with no supplementary groups',
+  async ({ t }) => {
+    const { stdout } = await shell(
+      t.runtime,
+      'id -u; id -g; id -G; grep -E "^(Uid|Gid|Groups):" /proc/self/status',
+    );
+    const [uid, gid, groups] = stdout.trim().split('\n');
+    assert.ok(
+      Number(uid) >= t.config.jobUids.first &&
+        Number(uid) < t.config.jobUids.first + t.config.jobUids.count,
+      stdout,
+    );
+    assert.is(gid, uid);
+    assert.is(groups, gid);
+    assert.match(stdout, /Groups:\s*\n|Groups:\s*$/m);
+    assert.not.match(stdout, /\b0\b/);
+  },
+);
+
+isolation('no capabilities in any set, no_new_privs, seccomp filter on', async ({ t }) => {
+  const { stdout } = await shell(
+    t.runtime,
+    'grep -E "^(Cap|NoNewPrivs|Seccomp)" /proc/self/status',
+  );
+  for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) {
+    assert.match(stdout, new RegExp(`${set}:\\s+0000000000000000`), `${set} in\n${stdout}`);
+  }
+  assert.match(stdout, /NoNewPrivs:\s+1/);
+  assert.match(stdout, /Seccomp:\s+2/);
+});
+
+isolation('two jobs at once get different uids', async ({ t }) => {
+  const [a, b] = await Promise.all([
+    shell(t.runtime, 'sleep 0.3; id -u'),
+    shell(t.runtime, 'sleep 0.3; id -u'),
+  ]);
+  assert.is.not(a.stdout.trim(), b.stdout.trim());
+});
+
+isolation("the executor's state directory and socket directory are not readable", async ({ t }) => {
+  const { stdout } = await shell(
+    t.runtime,
+    `ls ${t.config.stateDir} >/dev/null 2>&1 && echo state-readable || echo state-denied
+     ls ${t.config.stateDir}/jobs >/dev/null 2>&1 && echo jobs-readable || echo jobs-denied
+     cat ${t.config.stateDir}/jobs/*/record.json >/dev/null 2>&1 && echo records-readable || echo records-denied`,
+  );
+  assert.equal(stdout.trim().split('\n'), ['state-denied', 'jobs-denied', 'records-denied']);
+});
+
+isolation(
+  'the host root is read-only; /job, /tmp and /dev/shm are writable and private',
+  async ({ t }) => {
+    const { stdout } = await shell(
+      t.runtime,
+      `touch /etc/jobworker-test 2>/dev/null && echo etc-writable || echo etc-ro
+     touch /var/tmp/jobworker-test 2>/dev/null && echo vartmp-writable || echo vartmp-ro
+     echo x > /job/file && echo job-ok
+     echo x > /tmp/file && echo tmp-ok
+     echo x > /dev/shm/file && echo shm-ok
+     pwd; echo $HOME`,
+    );
+    assert.equal(stdout.trim().split('\n'), [
+      'etc-ro',
+      'vartmp-ro',
+      'job-ok',
+      'tmp-ok',
+      'shm-ok',
+      '/job',
+      '/job',
+    ]);
+    const second = await shell(t.runtime, 'ls -A /tmp /job /dev/shm');
+    // A second job starts with all three empty: nothing of the first one's survives.
+    assert.equal(second.stdout.trim().split('\n').filter(Boolean), ['/dev/shm:', '/job:', '/tmp:']);
+  },
+);
+
+isolation('the job cannot mount, create a user namespace or load a module', async ({ t }) => {
+  const { stdout } = await shell(
+    t.runtime,
+    `unshare -U true 2>/dev/null && echo userns || echo no-userns
+     unshare -r true 2>/dev/null && echo rootmap || echo no-rootmap
+     mount -t tmpfs none /tmp 2>/dev/null && echo mounted || echo no-mount
+     python3 -c 'import ctypes,sys; l=ctypes.CDLL(None, use_errno=True); r=l.syscall(272, 0x10000000); sys.stdout.write("unshare-allowed\\n" if r==0 else "unshare-errno-%d\\n" % ctypes.get_errno())'`,
+  );
+  assert.equal(stdout.trim().split('\n'), [
+    'no-userns',
+    'no-rootmap',
+    'no-mount',
+    'unshare-errno-1',
+  ]);
+});
+
+isolation(
+  'only descriptors 0, 1 and 2 are open; stdin is /dev/null; >/dev/stderr works',
+  async ({ t }) => {
+    const result = await shell(
+      t.runtime,
+      'ls /proc/self/fd; readlink /proc/self/fd/0; echo to-stderr > /dev/stderr; head -c 5 /dev/stdin | wc -c',
+    );
+    const lines = result.stdout.trim().split('\n');
+    // ls itself holds one more descriptor (the directory it reads), numbered 3.
+    assert.equal(lines.slice(0, 4), ['0', '1', '2', '3']);
+    assert.is(lines[4], '/dev/null');
+    assert.is(lines[5], '0');
+    assert.is(result.stderr, 'to-stderr\n');
+  },
+);
+
+isolation(
+  "the job's environment holds only what was asked for, plus PATH and HOME",
+  async ({ t }) => {
+    process.env.JOBWORKER_TEST_SECRET = 'must-not-leak';
+    const { stdout } = await shell(t.runtime, 'env | sort', {
+      env: { GREETING: 'hello world', EMPTY: '' },
+    });
+    delete process.env.JOBWORKER_TEST_SECRET;
+    const names = stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('=')[0]);
+    assert.equal(
+      names.filter((name) => !['PWD', 'SHLVL', '_'].includes(name ?? '')),
+      ['EMPTY', 'GREETING', 'HOME', 'PATH'],
+    );
+    assert.match(stdout, /^GREETING=hello world$/m);
+  },
+);
+
+isolation('argv reaches the program untouched: no shell, no splitting', async ({ t }) => {
+  const argv = ['printf', '[%s]\\n', 'two words', '"quoted"', '$HOME', '*', '', 'ünïcödé', '-la'];
+  const result = await runToEnd(t.runtime, { argv });
+  assert.is(result.stdout, '[two words]\n["quoted"]\n[$HOME]\n[*]\n[]\n[ünïcödé]\n[-la]\n');
+});
+
+isolation.run();

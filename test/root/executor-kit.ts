@@ -1,0 +1,86 @@
+// Shared set-up for the root tests of the job runtime: a real runtime on real cgroups, with its
+// own state directory and cgroup name, removed again after the suite.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { detectCgroupDriver } from '../../executor/cgroup/detect.ts';
+import { parseExecutorConfig } from '../../executor/config.ts';
+import type { ExecutorConfig } from '../../executor/config.ts';
+import { JobRuntime } from '../../executor/runtime/job-runtime.ts';
+import type { JobRecord, JobSpec } from '../../shared/job.ts';
+import { createLogger } from '../../shared/logger.ts';
+
+/** Everything a test creates carries this prefix, so the leftovers check can find it. */
+export const TEST_PREFIX = 'jobworker-test-';
+
+export interface TestRuntime {
+  runtime: JobRuntime;
+  config: Readonly<ExecutorConfig>;
+  close(): Promise<void>;
+}
+
+export async function openTestRuntime(
+  overrides: Record<string, unknown> = {},
+): Promise<TestRuntime> {
+  // Under /var/tmp, not /tmp: jobs see the host's /var read-only, so masking the state directory
+  // is observable (the host's /tmp is replaced by a private one inside every job).
+  const stateDir = await mkdtemp(`/var/tmp/${TEST_PREFIX}`);
+  const cgroupName = `${TEST_PREFIX}${randomBytes(4).toString('hex')}`;
+  const config = parseExecutorConfig({
+    stateDir,
+    socketPath: `${stateDir}/run/executor.sock`,
+    cgroupName,
+    logLevel: 'error',
+    ...overrides,
+  });
+  const logger = createLogger('test-executor', config.logLevel);
+  const cgroups = await detectCgroupDriver({ name: cgroupName });
+  const runtime = await JobRuntime.open({ config, cgroups, logger });
+  return {
+    runtime,
+    config,
+    async close() {
+      await runtime.shutdown(200);
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Finished {
+  record: JobRecord;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts a job, collects its whole output and waits for its final record. */
+export async function runToEnd(
+  runtime: JobRuntime,
+  spec: JobSpec,
+  owner = 'tester',
+): Promise<Finished> {
+  const started = await runtime.start(spec, owner);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  for await (const chunk of runtime.readOutput(started.id, 0)) {
+    (chunk.stream === 'stdout' ? out : err).push(Buffer.from(chunk.data));
+  }
+  const record = await runtime.wait(started.id);
+  return { record, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
+
+/** Runs `sh -c script` in a job and returns its stdout; fails the test with stderr on non-zero. */
+export async function shell(
+  runtime: JobRuntime,
+  script: string,
+  spec: Partial<JobSpec> = {},
+): Promise<Finished> {
+  return runToEnd(runtime, { argv: ['sh', '-c', script], ...spec });
+}
+
+export function processExists(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
