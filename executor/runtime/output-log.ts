@@ -319,15 +319,17 @@ export class OutputLog {
           run = await this.readEntry(entry);
           runEnd = Infinity;
         }
-        // The run ends where the next one starts; the writer may have begun a new run since we
-        // looked. An empty run (only after a crash between index and data writes) is skipped.
-        while (runEnd === Infinity && entry + 1 < this.indexEntries) {
-          runEnd = (await this.readEntry(entry + 1)).start;
-          if (offset >= runEnd) {
-            entry += 1;
-            run = await this.readEntry(entry);
-            runEnd = Infinity;
+        // A run ends where the next one starts (the writer may have begun one since we looked);
+        // move on until the run holds `offset`. Empty runs (a crash between the index and the
+        // data write leaves one) are stepped over.
+        for (;;) {
+          if (runEnd === Infinity && entry + 1 < this.indexEntries) {
+            runEnd = (await this.readEntry(entry + 1)).start;
           }
+          if (offset < runEnd) break;
+          entry += 1;
+          run = await this.readEntry(entry);
+          runEnd = Infinity;
         }
         const length = Math.min(READ_CHUNK_BYTES, runEnd - offset, available - offset);
         const data = Buffer.allocUnsafe(length);
