@@ -93,6 +93,7 @@ if (part === 'all' || part === 'root') {
     failed += 1;
     failures.push('root suite (not root)');
   } else {
+    await check('build helper', 'bash', ['scripts/build-helper.sh']);
     await suite('test/root');
   }
 }

@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   'resource-exhausted': 'a configured bound was reached',
   /** A frame or op the executor does not accept; the connection is closed after the answer. */
   'protocol-error': 'the request is not part of the executor protocol',
+  /** The executor cannot be reached (client side: connection refused, closed, timed out). */
+  unavailable: 'the executor cannot be reached',
   /** Something failed inside the executor; the details are in the executor's log only. */
   internal: 'internal executor error',
 } as const;

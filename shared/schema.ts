@@ -81,7 +81,10 @@ export function number(rules: NumberRules): Check<number> {
   const unit = rules.unit ? ` ${rules.unit}` : '';
   return (value, field) => {
     if (typeof value !== 'number' || Number.isNaN(value)) {
-      throw invalid(field, `must be a number, not ${describe(value)}`);
+      throw invalid(
+        field,
+        `must be a number, not ${typeof value === 'number' ? 'NaN' : describe(value)}`,
+      );
     }
     if (rules.integer && !Number.isSafeInteger(value))
       throw invalid(field, 'must be a whole number');

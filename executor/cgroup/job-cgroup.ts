@@ -69,21 +69,26 @@ export async function createJobCgroup(
       );
     }
   }
-  const plan: { dir: string; writes: FileWrite[] }[] = [];
-  for (const hierarchy of layout.hierarchies) {
-    const writes = await limitWrites(fs, layout, hierarchy, limits, ioDevices);
-    plan.push({ dir: jobDir(layout, hierarchy, jobId), writes });
-  }
+  // Hierarchies are independent of each other, so each one's directory is planned, made and
+  // filled concurrently; within one hierarchy the writes keep their order (it matters).
+  const plan = await Promise.all(
+    layout.hierarchies.map(async (hierarchy) => ({
+      dir: jobDir(layout, hierarchy, jobId),
+      writes: await limitWrites(fs, layout, hierarchy, limits, ioDevices),
+    })),
+  );
   const created: string[] = [];
-  try {
-    for (const { dir } of plan) {
+  const outcomes = await Promise.allSettled(
+    plan.map(async ({ dir, writes }) => {
       if (!(await fs.mkdir(dir))) throw new Error(`cgroup: ${dir} already exists`);
       created.push(dir);
-    }
-    for (const { dir, writes } of plan) await writeLimits(fs, dir, writes);
-  } catch (error) {
-    for (const dir of created) await removeCgroupDir(fs, dir);
-    throw error;
+      await writeLimits(fs, dir, writes);
+    }),
+  );
+  const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+  if (failure) {
+    await Promise.all(created.map((dir) => removeCgroupDir(fs, dir)));
+    throw failure.reason;
   }
   return new LayoutJobCgroup(fs, layout, jobId);
 }

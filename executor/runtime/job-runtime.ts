@@ -11,7 +11,7 @@ import { JobError } from '../../shared/errors.ts';
 import type { JobLimits, JobRecord, JobSpec } from '../../shared/job.ts';
 import { jobSpecSchema } from '../../shared/job-spec-schema.ts';
 import { resolveBlockDevices } from '../cgroup/block-device.ts';
-import type { CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
+import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
 import type { ExecutorConfig } from '../config.ts';
 import { effectiveLimits, effectiveTimeout } from './effective-limits.ts';
 import { describeStartError } from './job-end.ts';
@@ -61,6 +61,7 @@ export class JobRuntime {
   private readonly uids: UidPool;
   private readonly jobs = new Map<string, JobEntry>();
   private maskPaths: string[] = [];
+  private ioDevices: Promise<BlockDevice[]> | null = null;
   private closing = false;
 
   private constructor(parts: RuntimeParts) {
@@ -143,22 +144,17 @@ export class JobRuntime {
     let cgroup: JobCgroup | null = null;
     let log: OutputLog | null = null;
     try {
-      const dir = await this.store.createJobDir(id);
-      const workDir = this.store.workDir(id);
-      await mkdir(workDir, { mode: 0o700 });
-      await chown(workDir, uid, uid);
-      let devices: Awaited<ReturnType<typeof resolveBlockDevices>> = [];
-      if (hasIoLimits(limits)) {
-        devices = await resolveBlockDevices([workDir, '/']);
-        if (devices.length === 0) {
-          throw new JobError(
-            'failed-precondition',
-            "spec.limits: io limits cannot be applied: no block device is under the job's filesystems on this host",
-          );
-        }
-      }
-      cgroup = await this.cgroups.create(id, limits, devices);
-      log = await OutputLog.create(dir, this.config.maxOutputBytes);
+      // The job's directories and its cgroups do not depend on each other: make them at once.
+      const [files, cgroups] = await Promise.allSettled([
+        this.prepareJobFiles(id, uid),
+        this.ioDevicesFor(limits).then((devices) => this.cgroups.create(id, limits, devices)),
+      ]);
+      if (cgroups.status === 'fulfilled') cgroup = cgroups.value;
+      if (files.status === 'fulfilled') log = files.value.log;
+      if (files.status === 'rejected') throw files.reason;
+      if (cgroups.status === 'rejected') throw cgroups.reason;
+      const { workDir } = files.value;
+      const createdCgroup = cgroups.value;
       const record: JobRecord = {
         id,
         owner,
@@ -184,8 +180,8 @@ export class JobRuntime {
         config: this.config,
         logger: this.logger,
         store: this.store,
-        cgroup,
-        log,
+        cgroup: createdCgroup,
+        log: files.value.log,
         record,
         helperSpec: {
           uid,
@@ -194,13 +190,13 @@ export class JobRuntime {
           workdir: workDir,
           cwd: workingDir,
           tmpSizeBytes: this.config.tmpSizeBytes,
-          cgroupDirs: cgroup.joinDirs,
+          cgroupDirs: createdCgroup.joinDirs,
           maskPaths: this.maskPaths,
           argv: spec.argv,
           env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
         },
       });
-      const entry: JobEntry = { record, running: job, liveLog: log };
+      const entry: JobEntry = { record, running: job, liveLog: files.value.log };
       this.jobs.set(id, entry);
       cgroup = null; // owned by the running job from here on
       log = null;
@@ -232,6 +228,35 @@ export class JobRuntime {
       }
       throw error;
     }
+  }
+
+  /** The job's state directory, its writable directory (owned by its uid) and its output log. */
+  private async prepareJobFiles(
+    id: string,
+    uid: number,
+  ): Promise<{ workDir: string; log: OutputLog }> {
+    const dir = await this.store.createJobDir(id);
+    const workDir = this.store.workDir(id);
+    await mkdir(workDir, { mode: 0o700 });
+    await chown(workDir, uid, uid);
+    return { workDir, log: await OutputLog.create(dir, this.config.maxOutputBytes) };
+  }
+
+  /**
+   * The disks io limits apply to: those under the job's writable directory (inside the state
+   * directory, so resolved from it) and under /. Looked up once: they do not change.
+   */
+  private async ioDevicesFor(limits: JobLimits): Promise<BlockDevice[]> {
+    if (!hasIoLimits(limits)) return [];
+    this.ioDevices ??= resolveBlockDevices([this.config.stateDir, '/']);
+    const devices = await this.ioDevices;
+    if (devices.length === 0) {
+      throw new JobError(
+        'failed-precondition',
+        "spec.limits: io limits cannot be applied: no block device is under the job's filesystems on this host",
+      );
+    }
+    return devices;
   }
 
   private onEnded(entry: JobEntry, uid: number): void {

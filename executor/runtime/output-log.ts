@@ -9,6 +9,7 @@
 // before it asks its source to pause, and each reader holds one chunk at a time, read from the
 // file (the page cache makes that cheap) only when its consumer asks for more.
 import { open } from 'node:fs/promises';
+import { setImmediate as yieldToIo } from 'node:timers/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OutputChunk, OutputStream } from '../../shared/executor-protocol.ts';
@@ -20,6 +21,7 @@ const INDEX_ENTRY_BYTES = 8;
 /** Largest chunk a reader hands out; frames stay far below the socket's frame limit. */
 export const READ_CHUNK_BYTES = 64 * 1024;
 const HIGH_WATER = 4 * 1024 * 1024;
+const MIN_BATCH_BYTES = 256 * 1024;
 const LOW_WATER = 1024 * 1024;
 
 const STREAM_BITS: Record<OutputStream, number> = { stdout: 0, stderr: 1 };
@@ -182,6 +184,9 @@ export class OutputLog {
 
   private async flush(): Promise<void> {
     while (this.queue.length > 0 && !this.writeError) {
+      // Each write costs a thread-pool round trip: let the pipes' pending reads land first (one
+      // turn of the event loop), so a busy job is written in batches, not chunk by chunk.
+      if (this.queuedBytes < MIN_BATCH_BYTES) await yieldToIo();
       const batch = this.queue;
       this.queue = [];
       const entries: Buffer[] = [];

@@ -11,7 +11,6 @@ import type { Check } from '../../shared/schema.ts';
 import type { JobRuntime } from '../runtime/job-runtime.ts';
 
 const jobId = string({
-  minLength: 32,
   maxBytes: 32,
   pattern: JOB_ID,
   patternRule: 'a job id (32 lowercase hex characters)',

@@ -53,6 +53,7 @@ log('runs of one stream are merged; a switch starts a new tagged run', async ({ 
     ['stderr', 'EFF'],
   ]);
   assert.is(output.size, 13);
+  await output.close();
 });
 
 log('every resume offset yields exactly the rest, live and reopened from disk', async ({ dir }) => {
@@ -76,6 +77,7 @@ log('every resume offset yields exactly the rest, live and reopened from disk', 
     }
   }
   await reopened.close();
+  await output.close();
 });
 
 log('a live reader follows appends, across stream switches, until finish', async ({ dir }) => {
@@ -88,6 +90,7 @@ log('a live reader follows appends, across stream switches, until finish', async
   await output.flushed();
   output.finish();
   assert.equal((await reading).map(([, text]) => text).join(''), 'aaaabbCCCdEFF');
+  await output.close();
 });
 
 log('chunks are at most READ_CHUNK_BYTES', async ({ dir }) => {
@@ -98,6 +101,7 @@ log('chunks are at most READ_CHUNK_BYTES', async ({ dir }) => {
   const sizes: number[] = [];
   for await (const chunk of output.read(0)) sizes.push(chunk.data.length);
   assert.equal(sizes, [READ_CHUNK_BYTES, READ_CHUNK_BYTES, READ_CHUNK_BYTES, 5]);
+  await output.close();
 });
 
 log(
@@ -115,6 +119,7 @@ log(
       ['stdout', '0123456'],
       ['stderr', '789'],
     ]);
+    await output.close();
   },
 );
 

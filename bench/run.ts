@@ -1,0 +1,195 @@
+// Benchmarks, printed side by side with baselines run in this same process tree, never asserted.
+//
+//   sudo npm run bench
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { detectCgroupDriver } from '../executor/cgroup/detect.ts';
+import { parseExecutorConfig } from '../executor/config.ts';
+import { JobRuntime } from '../executor/runtime/job-runtime.ts';
+import { encodeFrame, FrameDecoder } from '../shared/framing.ts';
+import { createLogger } from '../shared/logger.ts';
+
+const MiB = 1024 * 1024;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+function row(name: string, samples: number[], unit = 'ms'): void {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const cells = [percentile(sorted, 50), percentile(sorted, 90)].map(
+    (v) => `${v.toFixed(2).padStart(8)} ${unit}`,
+  );
+  console.log(`  ${name.padEnd(58)} median ${cells[0]}   p90 ${cells[1]}`);
+}
+
+function spawnAndWait(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('exit', () => resolve());
+  });
+}
+
+async function timeEach(runs: number, action: () => Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i += 1) {
+    const started = performance.now();
+    await action();
+    samples.push(performance.now() - started);
+  }
+  return samples;
+}
+
+if (process.getuid?.() !== 0) {
+  console.error('bench: run as root (sudo npm run bench): it starts real jobs');
+  process.exit(1);
+}
+
+const stateDir = await mkdtemp('/var/tmp/jobworker-bench-');
+const cgroupName = `jobworker-bench-${randomBytes(4).toString('hex')}`;
+const config = parseExecutorConfig({
+  stateDir,
+  socketPath: `${stateDir}/run/executor.sock`,
+  cgroupName,
+  maxOutputBytes: 4096 * MiB,
+  logLevel: 'error',
+});
+const runtime = await JobRuntime.open({
+  config,
+  cgroups: await detectCgroupDriver({ name: cgroupName }),
+  logger: createLogger('bench', 'error'),
+});
+
+try {
+  const runs = 40;
+  console.log(
+    `\nstart latency (${runs} sequential runs each; jobworker = cgroups + 5 namespaces + helper + exec)`,
+  );
+  await timeEach(5, () =>
+    runtime.start({ argv: ['true'] }, 'bench').then((job) => runtime.wait(job.id)),
+  );
+  row(
+    'baseline: Node spawn(/bin/true) to exit',
+    await timeEach(runs, () => spawnAndWait('/bin/true', [])),
+  );
+  row(
+    'baseline: Node spawn(unshare -pf --mount-proc -n -u -i true) to exit',
+    await timeEach(runs, () =>
+      spawnAndWait('unshare', ['-pf', '--mount-proc', '-n', '-u', '-i', 'true']),
+    ),
+  );
+  const startToExec: number[] = [];
+  const startToEnd: number[] = [];
+  for (let i = 0; i < runs; i += 1) {
+    const started = performance.now();
+    const job = await runtime.start({ argv: ['true'] }, 'bench');
+    startToExec.push(performance.now() - started);
+    await runtime.wait(job.id);
+    startToEnd.push(performance.now() - started);
+  }
+  row("jobworker: start() until the program was exec'd", startToExec);
+  row('jobworker: start() until ended, recorded, cleaned up', startToEnd);
+
+  const size = 1024 * MiB;
+  console.log(
+    `\noutput throughput (a job writing ${size / MiB} MiB of zeros; MiB/s, higher is better)`,
+  );
+  const baseline = await timeEach(3, async () => {
+    const child = spawn('head', ['-c', String(size), '/dev/zero'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    for await (const _chunk of child.stdout) {
+      // read and drop, as fast as Node can
+    }
+  });
+  row(
+    'baseline: Node reading the same bytes from a plain pipe',
+    baseline.map((ms) => size / MiB / (ms / 1000)),
+    'MiB/s',
+  );
+  const unwatched = await timeEach(3, async () => {
+    const job = await runtime.start({ argv: ['head', '-c', String(size), '/dev/zero'] }, 'bench');
+    await runtime.wait(job.id);
+  });
+  row(
+    'jobworker: drained to disk, nobody watching',
+    unwatched.map((ms) => size / MiB / (ms / 1000)),
+    'MiB/s',
+  );
+  const readers = 10;
+  const watched = await timeEach(3, async () => {
+    const job = await runtime.start({ argv: ['head', '-c', String(size), '/dev/zero'] }, 'bench');
+    await Promise.all(
+      Array.from({ length: readers }, async () => {
+        for await (const _chunk of runtime.readOutput(job.id, 0)) {
+          // each reader gets every byte
+        }
+      }),
+    );
+  });
+  row(
+    `jobworker: ${readers} live readers, aggregate delivered`,
+    watched.map((ms) => (readers * size) / MiB / (ms / 1000)),
+    'MiB/s',
+  );
+
+  const frames = 4096;
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  console.log(
+    `\nexecutor socket (${frames} × 64 KiB over a Unix socket pair, one direction; MiB/s)`,
+  );
+  const overSocket = async (framed: boolean): Promise<number> => {
+    const server = net.createServer();
+    const path = `${stateDir}/bench.sock`;
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    const received = new Promise<number>((resolve) => {
+      server.once('connection', (socket) => {
+        const decoder = new FrameDecoder();
+        let count = 0;
+        let bytes = 0;
+        const started = performance.now();
+        socket.on('data', (data: Buffer) => {
+          if (framed) count += decoder.push(data).length;
+          else bytes += data.length;
+          if ((framed && count === frames) || (!framed && bytes === frames * chunk.length)) {
+            resolve(performance.now() - started);
+            socket.destroy();
+          }
+        });
+      });
+    });
+    const client = net.createConnection(path);
+    await new Promise((resolve) => client.once('connect', resolve));
+    for (let i = 0; i < frames; i += 1) {
+      const ok = client.write(
+        framed
+          ? encodeFrame({
+              id: 1,
+              chunk: { stream: 'stdout', offset: i * chunk.length, data: chunk },
+            })
+          : chunk,
+      );
+      if (!ok) await new Promise((resolve) => client.once('drain', resolve));
+    }
+    const ms = await received;
+    client.destroy();
+    await new Promise((resolve) => server.close(resolve));
+    return (frames * chunk.length) / MiB / (ms / 1000);
+  };
+  row(
+    'baseline: raw bytes',
+    [await overSocket(false), await overSocket(false), await overSocket(false)],
+    'MiB/s',
+  );
+  row(
+    'msgpack output frames (encode + decode)',
+    [await overSocket(true), await overSocket(true), await overSocket(true)],
+    'MiB/s',
+  );
+} finally {
+  await runtime.shutdown(100);
+  await rm(stateDir, { recursive: true, force: true });
+}

@@ -1,0 +1,126 @@
+// Pure rules of the executor: effective limits, how an end is classified, the op table.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { EXECUTOR_OPS } from '../../shared/executor-protocol.ts';
+import { parseExecutorConfig } from '../../executor/config.ts';
+import { effectiveLimits, effectiveTimeout } from '../../executor/runtime/effective-limits.ts';
+import { classifyEnd, describeStartError } from '../../executor/runtime/job-end.ts';
+import type { EndFacts } from '../../executor/runtime/job-end.ts';
+import { OP_TABLE } from '../../executor/socket/op-table.ts';
+
+const rules = suite('executor rules');
+const MiB = 1024 * 1024;
+
+rules('the op table is exactly these five ops (a new op is a reviewed change)', () => {
+  assert.equal(Object.keys(OP_TABLE).sort(), ['get', 'list', 'read-output', 'start', 'stop']);
+  assert.equal([...EXECUTOR_OPS].sort(), Object.keys(OP_TABLE).sort());
+  assert.equal(
+    Object.entries(OP_TABLE)
+      .filter(([, op]) => op.kind === 'stream')
+      .map(([name]) => name),
+    ['read-output'],
+  );
+});
+
+rules('effective limits: request, else default, else maximum; never above the maximum', () => {
+  const config = parseExecutorConfig({
+    limits: {
+      defaults: { cpus: 1, memoryBytes: 256 * MiB },
+      max: { cpus: 4, memoryBytes: 1024 * MiB, pids: 100 },
+    },
+  });
+  assert.equal(effectiveLimits({}, config), { cpus: 1, memoryBytes: 256 * MiB, pids: 100 });
+  assert.equal(effectiveLimits({ cpus: 2, pids: 5, ioWriteBps: 1000 }, config), {
+    cpus: 2,
+    memoryBytes: 256 * MiB,
+    pids: 5,
+    ioWriteBps: 1000,
+  });
+  assert.throws(
+    () => effectiveLimits({ pids: 101 }, config),
+    /^spec\.limits\.pids: 101 is above this executor's maximum of 100$/,
+  );
+});
+
+rules(
+  'a soft memory ceiling at or above the hard one is dropped unless both were asked for',
+  () => {
+    const config = parseExecutorConfig({
+      limits: { defaults: { memoryHighBytes: 512 * MiB }, max: {} },
+    });
+    assert.equal(effectiveLimits({ memoryBytes: 256 * MiB }, config), { memoryBytes: 256 * MiB });
+    assert.equal(effectiveLimits({ memoryBytes: 1024 * MiB }, config), {
+      memoryBytes: 1024 * MiB,
+      memoryHighBytes: 512 * MiB,
+    });
+  },
+);
+
+rules('timeouts: request, else default, else maximum; above the maximum is refused', () => {
+  const config = parseExecutorConfig({ defaultTimeoutMs: 1000, maxTimeoutMs: 5000 });
+  assert.is(effectiveTimeout({ argv: ['a'] }, config), 1000);
+  assert.is(effectiveTimeout({ argv: ['a'], timeoutMs: 3000 }, config), 3000);
+  assert.throws(
+    () => effectiveTimeout({ argv: ['a'], timeoutMs: 6000 }, config),
+    /^spec\.timeoutMs: 6000 is above/,
+  );
+  assert.is(effectiveTimeout({ argv: ['a'] }, parseExecutorConfig({})), null);
+});
+
+rules(
+  "end classification: start failure, then OOM, then our stop or timeout, then the job's own exit",
+  () => {
+    const base: EndFacts = {
+      startError: null,
+      oomKilled: false,
+      stopReason: null,
+      exitCode: null,
+      signal: null,
+      helperSignal: null,
+    };
+    const cases: [Partial<EndFacts>, [string, string, number | null, string | null]][] = [
+      [{ exitCode: 0 }, ['COMPLETED', 'exited', 0, null]],
+      [{ exitCode: 2 }, ['FAILED', 'exited', 2, null]],
+      [{ signal: 11 }, ['FAILED', 'killed-by-signal', null, 'SIGSEGV']],
+      [{ signal: 9, oomKilled: true }, ['FAILED', 'oom-killed', null, 'SIGKILL']],
+      [{ signal: 15, stopReason: 'stopped' }, ['STOPPED', 'stopped', null, 'SIGTERM']],
+      [{ exitCode: 0, stopReason: 'stopped' }, ['STOPPED', 'stopped', 0, null]],
+      [{ helperSignal: 'SIGKILL', stopReason: 'stopped' }, ['STOPPED', 'stopped', null, 'SIGKILL']],
+      [{ signal: 15, stopReason: 'timed-out' }, ['FAILED', 'timed-out', null, 'SIGTERM']],
+      [
+        { exitCode: 127, startError: { errno: 'ENOENT', reason: 'x', stage: 'exec' } },
+        ['FAILED', 'start-failed', 127, null],
+      ],
+    ];
+    for (const [facts, expected] of cases) {
+      const outcome = classifyEnd({ ...base, ...facts });
+      assert.equal(
+        [outcome.state, outcome.endReason, outcome.exitCode, outcome.signal],
+        expected,
+        JSON.stringify(facts),
+      );
+    }
+  },
+);
+
+rules("start errors read like the shell's", () => {
+  const reason = 'no such file or directory';
+  assert.is(
+    describeStartError({ errno: 'ENOENT', reason, stage: 'exec' }, 'foo', '/job'),
+    'exec "foo": no such file or directory',
+  );
+  assert.is(
+    describeStartError({ errno: 'ENOENT', reason, stage: 'chdir' }, 'foo', '/x'),
+    'chdir "/x": no such file or directory',
+  );
+  assert.is(
+    describeStartError(
+      { errno: 'EPERM', reason: 'operation not permitted', stage: 'mount /proc' },
+      'foo',
+      '/job',
+    ),
+    'job setup failed at mount /proc: operation not permitted',
+  );
+});
+
+rules.run();
