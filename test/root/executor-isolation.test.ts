@@ -2,15 +2,21 @@
 import { hostname } from 'node:os';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openTestRuntime, runToEnd, shell } from './executor-kit.ts';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { openTestRuntime, runToEnd, shell, TEST_PREFIX } from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
-const isolation = suite<{ t: TestRuntime }>('job isolation');
+const isolation = suite<{ t: TestRuntime; keys: string }>('job isolation');
 isolation.before(async (context) => {
-  context.t = await openTestRuntime();
+  // Stands for /etc/jobworker (keys, config): a directory the operator lists in maskPaths.
+  context.keys = await mkdtemp(`/var/tmp/${TEST_PREFIX}keys-`);
+  await chmod(context.keys, 0o755);
+  await writeFile(`${context.keys}/server.key`, 'secret', { mode: 0o644 });
+  context.t = await openTestRuntime({ maskPaths: [context.keys] });
 });
-isolation.after(async ({ t }) => {
+isolation.after(async ({ t, keys }) => {
   await t.close();
+  await rm(keys, { recursive: true, force: true });
 });
 
 isolation("ps shows only the job's own processes: its init and itself", async ({ t }) => {
@@ -94,6 +100,26 @@ isolation("the executor's state directory and socket directory are not readable"
      cat ${t.config.stateDir}/jobs/*/record.json >/dev/null 2>&1 && echo records-readable || echo records-denied`,
   );
   assert.equal(stdout.trim().split('\n'), ['state-denied', 'jobs-denied', 'records-denied']);
+});
+
+isolation(
+  'configured paths (keys, config) are masked even where anyone may read them',
+  async ({ t, keys }) => {
+    const { stdout } = await shell(
+      t.runtime,
+      `cat ${keys}/server.key 2>/dev/null || echo key-hidden; ls -A ${keys} 2>&1 | head -1`,
+    );
+    assert.is(stdout.split('\n')[0], 'key-hidden');
+    assert.match(stdout, /Permission denied/);
+  },
+);
+
+isolation('no core dumps: the core size limit is 0', async ({ t }) => {
+  const { stdout } = await shell(
+    t.runtime,
+    'ulimit -c; grep "Max core file size" /proc/self/limits',
+  );
+  assert.match(stdout, /^0\nMax core file size\s+0\s+0\s+bytes/);
 });
 
 isolation(
