@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   'start-failed': 'the job could not be started',
   /** The operation does not apply to the job's current state (for example stopping an ended job). */
   'failed-precondition': 'the job is not in a state that allows this',
+  /** The caller's role does not allow this (API side: certificate OU). */
+  'permission-denied': 'the caller may not do this',
   /** A bound was reached: running jobs, job uids, connections, readers. */
   'resource-exhausted': 'a configured bound was reached',
   /** A frame or op the executor does not accept; the connection is closed after the answer. */

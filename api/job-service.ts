@@ -1,0 +1,114 @@
+// The JobService handlers. Authorization has already been decided by the interceptor before any
+// of these runs; handlers translate, forward to the executor and stream.
+import type { handleServerStreamingCall, handleUnaryCall, ServerUnaryCall } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { JobError } from '../shared/errors.ts';
+import type { ExecutorClient } from './executor-client.ts';
+import type { JobServiceServer } from './generated/jobworker/v1/jobworker.ts';
+import { statusFor } from './grpc-status.ts';
+import {
+  chunkToMessage,
+  durationToMs,
+  jobToMessage,
+  listArgsFromRequest,
+  specFromRequest,
+} from './job-messages.ts';
+import { peerIdentity } from './peer-identity.ts';
+import type { StartQuotas } from './start-quotas.ts';
+
+export interface JobServiceParts {
+  executor: ExecutorClient;
+  quotas: StartQuotas;
+  logger: Logger;
+  maxWatchers: number;
+}
+
+export function jobService(parts: JobServiceParts): JobServiceServer {
+  const { executor, logger } = parts;
+  let watchers = 0;
+
+  /** An async handler as a grpc-js unary handler: its result or its error, mapped in one place. */
+  function unary<Request, Response>(
+    handle: (call: ServerUnaryCall<Request, Response>) => Promise<Response>,
+  ): handleUnaryCall<Request, Response> {
+    return (call, callback) => {
+      handle(call).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(statusFor(error, logger)),
+      );
+    };
+  }
+
+  const watchJobOutput: handleServerStreamingCall<
+    Parameters<JobServiceServer['watchJobOutput']>[0]['request'],
+    ReturnType<typeof chunkToMessage>
+  > = (call) => {
+    if (watchers >= parts.maxWatchers) {
+      call.emit(
+        'error',
+        statusFor(
+          new JobError(
+            'resource-exhausted',
+            `the server already serves its maximum of ${parts.maxWatchers} output streams`,
+          ),
+          logger,
+        ),
+      );
+      return;
+    }
+    watchers += 1;
+    // A watcher that goes away releases its executor stream at once.
+    const gone = new AbortController();
+    call.on('cancelled', () => gone.abort());
+    void (async () => {
+      try {
+        for await (const event of executor.readOutput(
+          call.request.id,
+          call.request.offset,
+          gone.signal,
+        )) {
+          if (!('chunk' in event)) continue;
+          // gRPC flow control: a slow watcher's writes back up here, and so does its executor
+          // stream; the job and the other watchers go on.
+          if (!call.write(chunkToMessage(event.chunk))) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                call.off('drain', done);
+                gone.signal.removeEventListener('abort', done);
+                resolve();
+              };
+              call.on('drain', done);
+              gone.signal.addEventListener('abort', done, { once: true });
+            });
+          }
+          if (gone.signal.aborted) return;
+        }
+        if (!gone.signal.aborted) call.end();
+      } catch (error) {
+        if (!gone.signal.aborted) call.emit('error', statusFor(error, logger));
+      } finally {
+        watchers -= 1;
+      }
+    })();
+  };
+
+  return {
+    startJob: unary(async (call) => {
+      const owner = peerIdentity(call.getAuthContext()).name;
+      const spec = specFromRequest(call.request);
+      return jobToMessage(await parts.quotas.start(owner, () => executor.startJob(spec, owner)));
+    }),
+    stopJob: unary(async (call) => {
+      const grace = call.request.gracePeriod;
+      const graceMs = grace ? durationToMs(grace, 'grace_period') : undefined;
+      return jobToMessage(await executor.stopJob(call.request.id, graceMs));
+    }),
+    getJob: unary(async (call) => jobToMessage(await executor.getJob(call.request.id))),
+    listJobs: unary(async (call) => {
+      const page = await executor.listJobs(listArgsFromRequest(call.request));
+      const last = page.jobs.at(-1);
+      return { jobs: page.jobs.map(jobToMessage), nextPageToken: page.more && last ? last.id : '' };
+    }),
+    watchJobOutput,
+  };
+}

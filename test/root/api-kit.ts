@@ -1,0 +1,217 @@
+// A real stack for the API tests: a test PKI, the executor process, the API process (which drops
+// to nobody), and typed gRPC clients for each identity.
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import { JobServiceClient } from '../../api/generated/jobworker/v1/jobworker.ts';
+import type {
+  Job,
+  OutputChunk,
+  StartJobRequest,
+} from '../../api/generated/jobworker/v1/jobworker.ts';
+import { TEST_PREFIX, sleep } from './executor-kit.ts';
+import { startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
+import type { ExecutorProcess } from './executor-process-kit.ts';
+
+const PKI = 'scripts/pki.sh';
+
+/** Everyone the tests talk as: name → role (OU). */
+export const IDENTITIES = {
+  ada: 'admin',
+  alice: 'user',
+  bob: 'user',
+  vera: 'viewer',
+  nora: 'guest', // a certificate whose OU is not a role
+} as const;
+export type Who = keyof typeof IDENTITIES;
+
+export interface Pki {
+  dir: string;
+  ca: string;
+  cert(name: string): { cert: string; key: string };
+}
+
+export async function makePki(): Promise<Pki> {
+  const dir = await mkdtemp(`/var/tmp/${TEST_PREFIX}pki-`);
+  const run = (...args: string[]) =>
+    execFileSync('bash', [PKI, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, JOBWORKER_PKI_ANY_ROLE: '1' },
+    });
+  run('ca', dir);
+  run('server', dir, 'server', 'DNS:localhost', 'IP:127.0.0.1');
+  for (const [name, role] of Object.entries(IDENTITIES)) run('client', dir, name, role);
+  return {
+    dir,
+    ca: join(dir, 'ca.crt'),
+    cert: (name) => ({
+      cert: join(dir, 'clients', `${name}.crt`),
+      key: join(dir, 'clients', `${name}.key`),
+    }),
+  };
+}
+
+export interface Stack {
+  pki: Pki;
+  executor: ExecutorProcess;
+  api: ChildProcess;
+  port: number;
+  apiLog(): string;
+  client(who: Who | { cert: string; key: string; ca?: string }): Promise<JobServiceClient>;
+  stopApi(): Promise<void>;
+  restartApi(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startStack(
+  apiConfig: Record<string, unknown> = {},
+  executorConfig: Record<string, unknown> = {},
+): Promise<Stack> {
+  const pki = await makePki();
+  const executor = await startExecutorProcess(executorConfig);
+  const configPath = join(executor.stateDir, 'api.json');
+  await writeFile(
+    configPath,
+    JSON.stringify({
+      listen: '127.0.0.1:0',
+      tls: {
+        caFile: pki.ca,
+        certFile: join(pki.dir, 'server.crt'),
+        keyFile: join(pki.dir, 'private', 'server.key'),
+      },
+      executorSocket: executor.socketPath,
+      user: 'nobody',
+      socketGroup: String(TEST_SOCKET_GID),
+      logLevel: 'info',
+      ...apiConfig,
+    }),
+  );
+  let api!: ChildProcess;
+  let log = '';
+  let port = 0;
+  const launch = async (listen?: number) => {
+    log = '';
+    if (listen !== undefined) {
+      const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+      await writeFile(configPath, JSON.stringify({ ...config, listen: `127.0.0.1:${listen}` }));
+    }
+    api = spawn(process.execPath, ['--import', 'tsx', 'api/main.ts', '--config', configPath], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    api.stderr?.on('data', (data: Buffer) => (log += data.toString()));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const match = /"msg":"api listening"/.test(log)
+        ? /"port":(\d+)/.exec(log.slice(log.indexOf('"api listening"') - 200))
+        : null;
+      if (match) {
+        port = Number(match[1]);
+        return;
+      }
+      if (api.exitCode !== null || Date.now() > deadline)
+        throw new Error(`api did not start:\n${log}`);
+      await sleep(50);
+    }
+  };
+  try {
+    await launch();
+  } catch (error) {
+    api.kill('SIGKILL');
+    await executor.remove();
+    await rm(pki.dir, { recursive: true, force: true });
+    throw error;
+  }
+  const clients: JobServiceClient[] = [];
+  const stopApi = async () => {
+    for (const client of clients.splice(0)) client.close();
+    if (api.exitCode === null && api.signalCode === null) {
+      const exited = new Promise((resolve) => api.once('exit', resolve));
+      api.kill('SIGTERM');
+      await exited;
+    }
+  };
+  return {
+    pki,
+    executor,
+    api,
+    get port() {
+      return port;
+    },
+    apiLog: () => log,
+    async client(who) {
+      const files = typeof who === 'string' ? pki.cert(who) : who;
+      const ca = typeof who === 'string' ? pki.ca : (who.ca ?? pki.ca);
+      const client = new JobServiceClient(
+        `127.0.0.1:${port}`,
+        credentials.createSsl(
+          await readFile(ca),
+          await readFile(files.key),
+          await readFile(files.cert),
+        ),
+      );
+      clients.push(client);
+      return client;
+    },
+    stopApi,
+    restartApi: async () => {
+      await stopApi();
+      await launch(port);
+    },
+    async close() {
+      await stopApi();
+      await executor.remove();
+      await rm(pki.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A unary call as a promise; rejects with the ServiceError (code, details, metadata). */
+export function unary<Request, Response>(
+  client: JobServiceClient,
+  method: 'startJob' | 'stopJob' | 'getJob' | 'listJobs',
+  request: Request,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const invoke = client[method].bind(client) as unknown as (
+      request: Request,
+      metadata: Metadata,
+      callback: (error: ServiceError | null, response: Response) => void,
+    ) => void;
+    invoke(request, new Metadata(), (error, response) =>
+      error ? reject(error) : resolve(response),
+    );
+  });
+}
+
+export const start = (client: JobServiceClient, request: Partial<StartJobRequest>) =>
+  unary<StartJobRequest, Job>(client, 'startJob', {
+    argv: [],
+    env: {},
+    workingDir: '',
+    ...request,
+  });
+
+/** Everything a watch delivers, and how it ended. */
+export async function watch(
+  client: JobServiceClient,
+  id: string,
+  offset = 0,
+): Promise<{ chunks: OutputChunk[]; text: string }> {
+  const stream: ClientReadableStream<OutputChunk> = client.watchJobOutput({ id, offset });
+  const chunks: OutputChunk[] = [];
+  for await (const chunk of stream) chunks.push(chunk as OutputChunk);
+  return { chunks, text: Buffer.concat(chunks.map((chunk) => chunk.data)).toString() };
+}
+
+/** The gRPC status code a call failed with (or 'OK'). */
+export async function codeOf(promise: Promise<unknown>): Promise<number> {
+  try {
+    await promise;
+    return 0;
+  } catch (error) {
+    return (error as ServiceError).code;
+  }
+}
