@@ -1,0 +1,193 @@
+// `npm start` (as root): the whole local stack. Builds what is missing, makes a development PKI
+// on first run, starts the executor as root and the API as nobody, says how to run a first job,
+// and on Ctrl-C stops both, leaving nothing running.
+//
+//   sudo npm start [-- --listen 127.0.0.1:50051] [--dir .state/dev]
+//
+// Layout of DIR (default <checkout>/.state/dev; jobctl run from the checkout finds it):
+//   pki/                     CA, server certificate (localhost, 127.0.0.1, ::1), clients/dev.*
+//   executor.json, api.json  the configs both processes were started with
+//   state/, run/             the executor's state and socket
+//   executor.log, api.log    their logs (JSON lines)
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CHECKOUT, DEV_CLIENT, DEV_DIR, DEV_LISTEN } from '../shared/dev-layout.ts';
+
+/** A group number no account uses: only the API gets it, and only it may open the socket. */
+const DEV_SOCKET_GID = '61100';
+
+/** Every process started here; none may outlive `npm start`, whatever happens. */
+const children: ChildProcess[] = [];
+
+function fail(message: string): never {
+  console.error(`npm start: ${message}`);
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  process.exit(1);
+}
+
+async function waitFor(
+  what: string,
+  child: ChildProcess,
+  ready: () => boolean | Promise<boolean>,
+  logPath: string,
+): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await ready())) {
+    if (child.exitCode !== null || Date.now() > deadline)
+      fail(`the ${what} did not start; see ${logPath}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+function canConnect(path: string): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = net.createConnection(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      listen: { type: 'string', default: DEV_LISTEN },
+      dir: { type: 'string', default: DEV_DIR },
+    },
+  });
+  const dir = resolve(values.dir);
+  if (process.getuid?.() !== 0)
+    fail('run as root (sudo npm start): the executor creates cgroups and namespaces');
+
+  execFileSync('bash', [join(CHECKOUT, 'scripts/build-helper.sh')], { stdio: 'inherit' });
+  // Traversable (0755) so that the API, as nobody, reaches the socket directory inside; the
+  // socket directory itself, the state and the keys are closed to everyone else.
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const pki = join(dir, 'pki');
+  if (!existsSync(join(pki, 'ca.crt'))) {
+    console.log(`creating a development PKI in ${pki}`);
+    const run = (...args: string[]) =>
+      execFileSync('bash', [join(CHECKOUT, 'scripts/pki.sh'), ...args], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+    run('ca', pki);
+    run('server', pki, 'server', 'DNS:localhost', 'IP:127.0.0.1', 'IP:::1');
+    run('client', pki, DEV_CLIENT, 'admin');
+  }
+
+  const socketPath = join(dir, 'run', 'executor.sock');
+  const executorConfig = join(dir, 'executor.json');
+  const apiConfig = join(dir, 'api.json');
+  await writeFile(
+    executorConfig,
+    JSON.stringify(
+      {
+        stateDir: join(dir, 'state'),
+        socketPath,
+        socketGroup: DEV_SOCKET_GID,
+        cgroupName: 'jobworker-dev',
+        maskPaths: [dir],
+      },
+      null,
+      2,
+    ),
+  );
+  await writeFile(
+    apiConfig,
+    JSON.stringify(
+      {
+        listen: values.listen,
+        tls: {
+          caFile: join(pki, 'ca.crt'),
+          certFile: join(pki, 'server.crt'),
+          keyFile: join(pki, 'private', 'server.key'),
+          crlFile: join(pki, 'crl.pem'),
+        },
+        executorSocket: socketPath,
+        user: 'nobody',
+        socketGroup: DEV_SOCKET_GID,
+      },
+      null,
+      2,
+    ),
+  );
+
+  const launch = (name: string, entry: string, config: string) => {
+    const logPath = join(dir, `${name}.log`);
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(CHECKOUT, entry), '--config', config],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        cwd: CHECKOUT,
+      },
+    );
+    children.push(child);
+    let early = '';
+    child.stderr?.on('data', (data: Buffer) => {
+      if (early.length < 65_536) early += data.toString();
+    });
+    child.stderr?.pipe(createWriteStream(logPath, { flags: 'a' }));
+    return { child, logPath, earlyLog: () => early };
+  };
+  const executor = launch('executor', 'executor/main.ts', executorConfig);
+  await waitFor('executor', executor.child, () => canConnect(socketPath), executor.logPath);
+  const api = launch('api', 'api/main.ts', apiConfig);
+  await waitFor(
+    'API',
+    api.child,
+    () => api.earlyLog().includes('"msg":"api listening"'),
+    api.logPath,
+  );
+
+  console.log(`
+jobworker is running: API on ${values.listen} (TLS 1.3, client certificates), executor as root.
+  logs:   ${executor.logPath}, ${api.logPath}
+  client: ${join(pki, 'clients', `${DEV_CLIENT}.crt`)} (CN ${DEV_CLIENT}, role admin)
+
+Run a first job from this checkout, in another terminal:
+  sudo npx jobctl run -- uname -a
+  sudo npx jobctl run --memory 64m --cpus 0.5 -- sh -c 'echo hello from $(hostname)'
+
+Ctrl-C stops both processes.`);
+
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping the API, then the executor (running jobs are stopped)');
+    const exited = (child: ChildProcess) =>
+      new Promise<void>((done) =>
+        child.exitCode !== null ? done() : child.once('exit', () => done()),
+      );
+    api.child.kill('SIGTERM');
+    void exited(api.child)
+      .then(() => {
+        executor.child.kill('SIGTERM');
+        return exited(executor.child);
+      })
+      .then(() => {
+        console.log('stopped');
+        process.exit(0);
+      });
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const died = (name: string) => () => {
+    if (!stopping) {
+      console.error(`npm start: the ${name} exited unexpectedly; stopping`);
+      stop();
+    }
+  };
+  api.child.on('exit', died('API'));
+  executor.child.on('exit', died('executor'));
+}
+
+await main().catch((error: unknown) => fail((error as Error).stack ?? String(error)));
