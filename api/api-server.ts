@@ -9,15 +9,9 @@ import { HealthService } from './generated/grpc/health/v1/health.ts';
 import { JobServiceService } from './generated/jobworker/v1/jobworker.ts';
 import { HealthMonitor } from './health-service.ts';
 import { jobService } from './job-service.ts';
+import type { JobService } from './job-service.ts';
 import { StartQuotas } from './start-quotas.ts';
 import type { MutualTls13Credentials } from './tls-credentials.ts';
-
-export interface ApiServer {
-  port: number;
-  health: HealthMonitor;
-  /** Stops accepting calls, ends streams, waits up to `graceMs` for calls in flight. */
-  close(graceMs?: number): Promise<void>;
-}
 
 export interface ApiServerParts {
   config: Readonly<ApiConfig>;
@@ -27,56 +21,61 @@ export interface ApiServerParts {
   audit: Logger;
 }
 
-export function createApiServer(parts: ApiServerParts): { server: Server; health: HealthMonitor } {
-  const { config, executor, logger } = parts;
-  const server = new Server({
-    interceptors: [authorizationInterceptor({ executor, logger, audit: parts.audit })],
-    'grpc.max_receive_message_length': config.maxRequestBytes,
-    // Idle clients are not kept forever; live ones are pinged.
-    'grpc.keepalive_time_ms': 60_000,
-    'grpc.keepalive_timeout_ms': 20_000,
-    'grpc.max_connection_idle_ms': 30 * 60_000,
-  });
-  const health = new HealthMonitor(executor, logger);
-  server.addService(
-    JobServiceService,
-    jobService({
+export class ApiServer {
+  readonly health: HealthMonitor;
+  private readonly parts: ApiServerParts;
+  private readonly server: Server;
+  private readonly jobs: JobService;
+
+  constructor(parts: ApiServerParts) {
+    const { config, executor, logger } = parts;
+    this.parts = parts;
+    this.server = new Server({
+      interceptors: [authorizationInterceptor({ executor, logger, audit: parts.audit })],
+      'grpc.max_receive_message_length': config.maxRequestBytes,
+      // Idle clients are not kept forever; live ones are pinged.
+      'grpc.keepalive_time_ms': 60_000,
+      'grpc.keepalive_timeout_ms': 20_000,
+      'grpc.max_connection_idle_ms': 30 * 60_000,
+    });
+    this.health = new HealthMonitor(executor, logger);
+    this.jobs = jobService({
       executor,
       logger,
       quotas: new StartQuotas(executor, config.quotas),
       maxWatchers: config.maxWatchers,
-    }),
-  );
-  server.addService(HealthService, health.service());
-  return { server, health };
-}
+    });
+    this.server.addService(JobServiceService, this.jobs.handlers);
+    this.server.addService(HealthService, this.health.service());
+  }
 
-export async function bindApiServer(
-  server: Server,
-  health: HealthMonitor,
-  parts: ApiServerParts,
-): Promise<ApiServer> {
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(parts.config.listen, parts.credentials, (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    );
-  });
-  await health.start();
-  return {
-    port,
-    health,
-    async close(graceMs = 5000) {
-      health.stop();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
+  /** Binds and starts serving; resolves with the bound port. */
+  async listen(): Promise<number> {
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(this.parts.config.listen, this.parts.credentials, (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      );
+    });
+    await this.health.start();
+    return port;
+  }
+
+  /**
+   * Stops accepting calls, ends every output stream at once (its watcher resumes elsewhere or
+   * later from its last offset), and waits up to `graceMs` for unary calls in flight.
+   */
+  async close(graceMs = 5000): Promise<void> {
+    this.health.stop();
+    this.jobs.endStreams();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
       });
-    },
-  };
+    });
+  }
 }

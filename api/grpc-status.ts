@@ -25,11 +25,15 @@ const RENAMED: Record<string, string> = {
 };
 
 export function protoFieldPath(path: string): string {
-  return path
+  // Only the dotted path is renamed; what follows it (` key "MY_VAR"`) is the caller's own text.
+  const space = path.indexOf(' ');
+  const [dotted, rest] = space < 0 ? [path, ''] : [path.slice(0, space), path.slice(space)];
+  const renamed = dotted
     .replace(/^spec\./, '')
     .split('.')
     .map((part) => RENAMED[part] ?? part.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`))
     .join('.');
+  return renamed + rest;
 }
 
 function callerMessage(error: JobError): string {

@@ -23,9 +23,16 @@ export interface JobServiceParts {
   maxWatchers: number;
 }
 
-export function jobService(parts: JobServiceParts): JobServiceServer {
+export interface JobService {
+  handlers: JobServiceServer;
+  /** Ends every output stream now (UNAVAILABLE: resume from the last offset); for shutdown. */
+  endStreams(): void;
+}
+
+export function jobService(parts: JobServiceParts): JobService {
   const { executor, logger } = parts;
-  let watchers = 0;
+  /** One entry per open output stream: how to end it. */
+  const streams = new Set<() => void>();
 
   /** An async handler as a grpc-js unary handler: its result or its error, mapped in one place. */
   function unary<Request, Response>(
@@ -43,7 +50,7 @@ export function jobService(parts: JobServiceParts): JobServiceServer {
     Parameters<JobServiceServer['watchJobOutput']>[0]['request'],
     ReturnType<typeof chunkToMessage>
   > = (call) => {
-    if (watchers >= parts.maxWatchers) {
+    if (streams.size >= parts.maxWatchers) {
       call.emit(
         'error',
         statusFor(
@@ -56,10 +63,21 @@ export function jobService(parts: JobServiceParts): JobServiceServer {
       );
       return;
     }
-    watchers += 1;
     // A watcher that goes away releases its executor stream at once.
     const gone = new AbortController();
     call.on('cancelled', () => gone.abort());
+    const end = () => {
+      if (gone.signal.aborted) return;
+      gone.abort();
+      call.emit(
+        'error',
+        statusFor(
+          new JobError('unavailable', 'the server is shutting down; resume from the last offset'),
+          logger,
+        ),
+      );
+    };
+    streams.add(end);
     void (async () => {
       try {
         for await (const event of executor.readOutput(
@@ -87,12 +105,12 @@ export function jobService(parts: JobServiceParts): JobServiceServer {
       } catch (error) {
         if (!gone.signal.aborted) call.emit('error', statusFor(error, logger));
       } finally {
-        watchers -= 1;
+        streams.delete(end);
       }
     })();
   };
 
-  return {
+  const handlers: JobServiceServer = {
     startJob: unary(async (call) => {
       const owner = peerIdentity(call.getAuthContext()).name;
       const spec = specFromRequest(call.request);
@@ -110,5 +128,11 @@ export function jobService(parts: JobServiceParts): JobServiceServer {
       return { jobs: page.jobs.map(jobToMessage), nextPageToken: page.more && last ? last.id : '' };
     }),
     watchJobOutput,
+  };
+  return {
+    handlers,
+    endStreams: () => {
+      for (const end of streams) end();
+    },
   };
 }

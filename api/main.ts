@@ -4,7 +4,7 @@
 //   api [--config /etc/jobworker/api.json]
 import { parseArgs } from 'node:util';
 import { createLogger } from '../shared/logger.ts';
-import { bindApiServer, createApiServer } from './api-server.ts';
+import { ApiServer } from './api-server.ts';
 import { loadApiConfig } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { ExecutorClient } from './executor-client.ts';
@@ -31,8 +31,7 @@ async function main(): Promise<void> {
     process.exit(78);
   }
   const executor = new ExecutorClient(config.executorSocket);
-  const parts = { config, credentials, executor, logger, audit };
-  const { server, health } = createApiServer(parts);
+  const api = new ApiServer({ config, credentials, executor, logger, audit });
 
   // Drop before binding, so that no request is ever read with root's privileges; a port below
   // 1024 needs root to bind, so then the drop follows the bind, before the event loop turns.
@@ -44,9 +43,9 @@ async function main(): Promise<void> {
   };
   try {
     if (!privilegedPort) drop();
-    const api = await bindApiServer(server, health, parts);
+    const bound = await api.listen();
     if (privilegedPort) drop();
-    logger.info({ listen: config.listen, port: api.port }, 'api listening');
+    logger.info({ listen: config.listen, port: bound }, 'api listening');
 
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { credentials, Metadata, status } from '@grpc/grpc-js';
 import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import { JobServiceClient } from '../../api/generated/jobworker/v1/jobworker.ts';
 import type {
@@ -13,7 +13,7 @@ import type {
   StartJobRequest,
 } from '../../api/generated/jobworker/v1/jobworker.ts';
 import { TEST_PREFIX, sleep } from './executor-kit.ts';
-import { startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
+import { startExecutorProcess, TEST_SOCKET_GID, trackChild } from './executor-process-kit.ts';
 import type { ExecutorProcess } from './executor-process-kit.ts';
 
 const PKI = 'scripts/pki.sh';
@@ -56,13 +56,16 @@ export async function makePki(): Promise<Pki> {
 
 export interface Stack {
   pki: Pki;
-  executor: ExecutorProcess;
+  /** The executor process now running (replaced by restartExecutor). */
+  readonly executor: ExecutorProcess;
   api: ChildProcess;
   port: number;
   apiLog(): string;
   client(who: Who | { cert: string; key: string; ca?: string }): Promise<JobServiceClient>;
   stopApi(): Promise<void>;
   restartApi(): Promise<void>;
+  /** Starts the executor again (after executor.stop()), same state and socket. */
+  restartExecutor(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -71,7 +74,7 @@ export async function startStack(
   executorConfig: Record<string, unknown> = {},
 ): Promise<Stack> {
   const pki = await makePki();
-  const executor = await startExecutorProcess(executorConfig);
+  let executor = await startExecutorProcess(executorConfig);
   const configPath = join(executor.stateDir, 'api.json');
   await writeFile(
     configPath,
@@ -98,9 +101,11 @@ export async function startStack(
       const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
       await writeFile(configPath, JSON.stringify({ ...config, listen: `127.0.0.1:${listen}` }));
     }
-    api = spawn(process.execPath, ['--import', 'tsx', 'api/main.ts', '--config', configPath], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    api = trackChild(
+      spawn(process.execPath, ['--import', 'tsx', 'api/main.ts', '--config', configPath], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    );
     api.stderr?.on('data', (data: Buffer) => (log += data.toString()));
     const deadline = Date.now() + 15_000;
     for (;;) {
@@ -135,8 +140,12 @@ export async function startStack(
   };
   return {
     pki,
-    executor,
-    api,
+    get executor() {
+      return executor;
+    },
+    get api() {
+      return api;
+    },
     get port() {
       return port;
     },
@@ -159,6 +168,10 @@ export async function startStack(
     restartApi: async () => {
       await stopApi();
       await launch(port);
+    },
+    restartExecutor: async () => {
+      await executor.stop();
+      executor = await executor.restart();
     },
     async close() {
       await stopApi();
@@ -207,10 +220,10 @@ export async function watch(
 }
 
 /** The gRPC status code a call failed with (or 'OK'). */
-export async function codeOf(promise: Promise<unknown>): Promise<number> {
+export async function codeOf(promise: Promise<unknown>): Promise<status> {
   try {
     await promise;
-    return 0;
+    return status.OK;
   } catch (error) {
     return (error as ServiceError).code;
   }

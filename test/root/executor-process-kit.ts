@@ -25,6 +25,22 @@ export interface ExecutorProcess {
   remove(): Promise<void>;
 }
 
+/**
+ * Every process the test kits start. If the test process dies (a crash, an unhandled rejection),
+ * its 'exit' handler still ends them: a failed run must not leave a stack behind.
+ */
+const started = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of started)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+});
+
+export function trackChild(child: ChildProcess): ChildProcess {
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+}
+
 async function waitForSocket(path: string, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -49,12 +65,10 @@ async function launch(
   configPath: string,
 ): Promise<ExecutorProcess> {
   const socketPath = join(stateDir, 'run', 'executor.sock');
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'executor/main.ts', '--config', configPath],
-    {
+  const child = trackChild(
+    spawn(process.execPath, ['--import', 'tsx', 'executor/main.ts', '--config', configPath], {
       stdio: ['ignore', 'ignore', 'pipe'],
-    },
+    }),
   );
   let stderr = '';
   child.stderr?.on('data', (data: Buffer) => (stderr += data.toString()));
