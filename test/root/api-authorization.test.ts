@@ -50,7 +50,7 @@ authz('the role × method × ownership matrix', async ({ as }) => {
   const missing = 'f'.repeat(32);
   const { OK, NOT_FOUND, PERMISSION_DENIED } = status;
   // [who, what, expected code]
-  const rows: [Who, string, () => Promise<unknown>, number][] = [
+  const rows: [Who, string, () => Promise<unknown>, status][] = [
     ['ada', 'start', () => start(as.ada, { argv: ['true'] }), OK],
     ['alice', 'start', () => start(as.alice, { argv: ['true'] }), OK],
     ['vera', 'start', () => start(as.vera, { argv: ['true'] }), PERMISSION_DENIED],
