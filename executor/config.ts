@@ -7,6 +7,7 @@ import { NUMERIC_LIMIT_FIELDS } from '../shared/job.ts';
 import { absolutePath, jobLimitsSchema } from '../shared/job-spec-schema.ts';
 import { integer, invalid, object, oneOf, optional, string, array } from '../shared/schema.ts';
 import type { Check } from '../shared/schema.ts';
+import type { RetentionPolicy } from './runtime/retention.ts';
 
 const MiB = 1024 * 1024;
 
@@ -34,6 +35,8 @@ export interface ExecutorConfig {
   tmpSizeBytes: number;
   /** Output stored per job; past it the job keeps running, its output is drained and dropped. */
   maxOutputBytes: number;
+  /** Ended jobs and their output are deleted after maxAgeMs and beyond maxJobs/maxOutputBytes. */
+  retention: RetentionPolicy;
   /** Limits applied when a request names none, and the most a request may ask for. */
   limits: { defaults: JobLimits; max: JobLimits };
   defaultTimeoutMs: number | null;
@@ -57,6 +60,7 @@ export const EXECUTOR_DEFAULTS: ExecutorConfig = {
   maxStopGraceMs: 60_000,
   tmpSizeBytes: 256 * MiB,
   maxOutputBytes: 1024 * MiB,
+  retention: { maxAgeMs: 7 * 24 * 3600 * 1000, maxJobs: 10_000, maxOutputBytes: 20 * 1024 * MiB },
   limits: {
     defaults: { cpus: 1, memoryBytes: 512 * MiB, pids: 512 },
     max: { cpus: 64, memoryBytes: 64 * 1024 * MiB, pids: 65_536 },
@@ -111,6 +115,13 @@ const fileSchema = object({
   maxStopGraceMs: optional(integer({ min: 0, max: 3_600_000, unit: 'ms' })),
   tmpSizeBytes: optional(integer({ min: MiB, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
   maxOutputBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
+  retention: optional(
+    object({
+      maxAgeMs: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'ms' })),
+      maxJobs: optional(integer({ min: 0, max: 10_000_000 })),
+      maxOutputBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
+    }),
+  ),
   limits: optional(object({ defaults: optional(jobLimitsSchema), max: optional(jobLimitsSchema) })),
   defaultTimeoutMs: optional(
     nullable(integer({ min: 1, max: Number.MAX_SAFE_INTEGER, unit: 'ms' })),
@@ -128,6 +139,7 @@ const executorConfigSchema: Check<ExecutorConfig> = (value, field) => {
   const config: ExecutorConfig = {
     ...EXECUTOR_DEFAULTS,
     ...file,
+    retention: { ...EXECUTOR_DEFAULTS.retention, ...file.retention },
     limits: {
       defaults: file.limits?.defaults ?? EXECUTOR_DEFAULTS.limits.defaults,
       max: file.limits?.max ?? EXECUTOR_DEFAULTS.limits.max,

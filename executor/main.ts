@@ -2,10 +2,12 @@
 // socket the API talks to, and nothing else.
 //
 //   executor [--config /etc/jobworker/executor.json]
+import { execFile } from 'node:child_process';
 import { access, constants, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../shared/config-file.ts';
 import { createLogger } from '../shared/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import { detectCgroupDriver } from './cgroup/detect.ts';
 import { loadExecutorConfig } from './config.ts';
 import type { ExecutorConfig } from './config.ts';
@@ -22,6 +24,18 @@ async function checkHelper(path: string): Promise<void> {
   if (info.uid !== 0 || (info.mode & 0o022) !== 0) {
     throw new ConfigError(`helperPath: ${path} must be owned by root and writable by nobody else`);
   }
+}
+
+/**
+ * Under systemd (Type=notify, NotifyAccess=all) tell it the socket is listening, so that units
+ * ordered after this one (the API) start only then. Node cannot send to a datagram Unix socket,
+ * so systemd's own tool does it.
+ */
+function notifySystemdReady(logger: Logger): void {
+  if (!process.env.NOTIFY_SOCKET) return;
+  execFile('systemd-notify', ['--ready', `--pid=${process.pid}`], (error) => {
+    if (error) logger.warn({ err: error.message }, 'cannot notify systemd of readiness');
+  });
 }
 
 async function main(): Promise<void> {
@@ -51,6 +65,7 @@ async function main(): Promise<void> {
   const runtime = await JobRuntime.open({ config, cgroups, logger });
   const server = new ExecutorServer(runtime, config, logger);
   await server.listen();
+  notifySystemdReady(logger);
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

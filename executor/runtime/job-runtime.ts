@@ -17,8 +17,12 @@ import { effectiveLimits, effectiveTimeout } from './effective-limits.ts';
 import { describeStartError } from './job-end.ts';
 import { JobStore } from './job-store.ts';
 import { OutputLog } from './output-log.ts';
+import { jobsToDelete } from './retention.ts';
 import { RunningJob } from './running-job.ts';
 import { UidPool } from './uid-pool.ts';
+
+/** How often ended jobs are checked against the retention policy (also after every job). */
+const RETENTION_INTERVAL_MS = 60_000;
 
 /** Inside every job: the writable directory, also the default working directory and $HOME. */
 export const JOB_DIR = '/job';
@@ -63,6 +67,8 @@ export class JobRuntime {
   private maskPaths: string[] = [];
   private ioDevices: Promise<BlockDevice[]> | null = null;
   private closing = false;
+  private sweeping = false;
+  private retentionTimer: NodeJS.Timeout | undefined;
 
   private constructor(parts: RuntimeParts) {
     this.config = parts.config;
@@ -113,7 +119,35 @@ export class JobRuntime {
     ];
     const resolved = await Promise.all(wanted.map(existingRealPath));
     runtime.maskPaths = [...new Set(resolved.filter((path): path is string => path !== null))];
+    await runtime.applyRetention();
+    runtime.retentionTimer = setInterval(
+      () => void runtime.applyRetention(),
+      RETENTION_INTERVAL_MS,
+    ).unref();
     return runtime;
+  }
+
+  /** Deletes the ended jobs the retention policy no longer keeps: their records and output. */
+  async applyRetention(): Promise<string[]> {
+    if (this.sweeping) return [];
+    this.sweeping = true;
+    try {
+      const doomed = jobsToDelete(
+        [...this.jobs.values()].map((entry) => entry.record),
+        this.config.retention,
+        Date.now(),
+      );
+      for (const id of doomed) {
+        // A reader still streaming the job keeps its open files; the kernel frees them after.
+        this.jobs.delete(id);
+        await this.store.remove(id);
+      }
+      if (doomed.length > 0)
+        this.logger.info({ deleted: doomed.length }, 'retention: deleted ended jobs');
+      return doomed;
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   get runningCount(): number {
@@ -263,6 +297,7 @@ export class JobRuntime {
     entry.running = null;
     this.uids.release(uid);
     this.closeLiveLogIfIdle(entry);
+    void this.applyRetention();
   }
 
   private closeLiveLogIfIdle(entry: JobEntry): void {
@@ -377,6 +412,7 @@ export class JobRuntime {
   /** Stops every running job (grace, then kill), waits for their clean-up, removes the cgroups. */
   async shutdown(graceMs = this.config.stopGraceMs): Promise<void> {
     this.closing = true;
+    clearInterval(this.retentionTimer);
     const running = [...this.jobs.values()].flatMap((entry) =>
       entry.running ? [entry.running] : [],
     );

@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listingOwner, maySeeJob, METHOD_RULES, ruleFor } from '../../api/authorization-policy.ts';
-import { API_DEFAULTS, parseApiConfig } from '../../api/config.ts';
+import { API_DEFAULTS, loadApiConfig, parseApiConfig } from '../../api/config.ts';
 import { HealthService } from '../../api/generated/grpc/health/v1/health.ts';
 import {
   EndReason,
@@ -251,6 +251,12 @@ rules('api config: defaults complete and frozen; errors name the key', () => {
     'api.json: quotas.maxRunningJobsPerIdentity: must be at most quotas.maxRunningJobs',
   );
   assert.is(refusal({ tlss: {} }), 'api.json: tlss: is not a known field');
+});
+
+rules('the sample api config in deploy/ is valid', () => {
+  const sample = loadApiConfig(new URL('../../deploy/api.sample.json', import.meta.url).pathname);
+  assert.equal(sample.tls.crlFile, '/etc/jobworker/pki/crl.pem');
+  assert.equal({ ...sample, listen: API_DEFAULTS.listen, tls: API_DEFAULTS.tls }, API_DEFAULTS);
 });
 
 rules.run();
