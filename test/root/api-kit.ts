@@ -2,7 +2,7 @@
 // to nobody), and typed gRPC clients for each identity.
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
@@ -69,11 +69,30 @@ export interface Stack {
   close(): Promise<void>;
 }
 
+export interface StackOptions {
+  /**
+   * Serve with the PKI's CRL, and make the CA, server certificate, key and CRL readable by the
+   * API's group (as scripts/install.sh does), so that a SIGHUP can reload them after the drop.
+   */
+  crl?: boolean;
+}
+
 export async function startStack(
   apiConfig: Record<string, unknown> = {},
   executorConfig: Record<string, unknown> = {},
+  options: StackOptions = {},
 ): Promise<Stack> {
   const pki = await makePki();
+  if (options.crl) {
+    for (const [path, mode] of [
+      [pki.dir, 0o750],
+      [join(pki.dir, 'private'), 0o750],
+      [join(pki.dir, 'private', 'server.key'), 0o640],
+    ] as const) {
+      await chown(path, 0, TEST_SOCKET_GID);
+      await chmod(path, mode);
+    }
+  }
   let executor = await startExecutorProcess(executorConfig);
   const configPath = join(executor.stateDir, 'api.json');
   await writeFile(
@@ -84,6 +103,7 @@ export async function startStack(
         caFile: pki.ca,
         certFile: join(pki.dir, 'server.crt'),
         keyFile: join(pki.dir, 'private', 'server.key'),
+        crlFile: options.crl ? join(pki.dir, 'crl.pem') : null,
       },
       executorSocket: executor.socketPath,
       user: 'nobody',
