@@ -84,6 +84,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Node's default for SIGHUP is to exit, which would take every job with it. The executor reads
+  // its configuration at start only: say so, and keep running.
+  process.on('SIGHUP', () =>
+    logger.warn(
+      'SIGHUP: the executor reads its configuration at start only; restart it to apply changes',
+    ),
+  );
 }
 
 await main();

@@ -1,0 +1,152 @@
+// SIGTERM to each process while it is busy: it stops cleanly, nothing of it remains, and no
+// output a job had already written is lost.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { status } from '@grpc/grpc-js';
+import type { ServiceError } from '@grpc/grpc-js';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ExecutorClient } from '../../api/executor-client.ts';
+import type { OutputChunk } from '../../api/generated/jobworker/v1/jobworker.ts';
+import { sleep } from './executor-kit.ts';
+import { startExecutorProcess } from './executor-process-kit.ts';
+import { codeOf, start, startStack } from './api-kit.ts';
+
+const shutdown = suite('shutdown under load');
+
+function helperProcessesOf(stateDir: string): number {
+  // The helper's monitor holds the job's work directory path in nothing visible; count job
+  // inits instead, whose mount namespace shows the state directory in its mountinfo.
+  let count = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'jobworker-init') continue;
+      if (readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(stateDir)) count += 1;
+    } catch {
+      // gone
+    }
+  }
+  return count;
+}
+
+shutdown('SIGTERM to a busy executor: jobs stopped, output kept, nothing left behind', async () => {
+  const x = await startExecutorProcess({ stopGraceMs: 1000 });
+  try {
+    let client = new ExecutorClient(x.socketPath);
+    const jobs = [];
+    for (let i = 0; i < 4; i += 1) {
+      jobs.push(
+        await client.startJob(
+          { argv: ['sh', '-c', `i=0; while :; do i=$((i+1)); echo "job${i} line $i"; done`] },
+          'tester',
+        ),
+      );
+    }
+    const received = new Map<string, Buffer[]>();
+    const watchers = jobs.map(async (job) => {
+      const chunks: Buffer[] = [];
+      received.set(job.id, chunks);
+      try {
+        for await (const event of client.readOutput(job.id, 0))
+          if ('chunk' in event) chunks.push(Buffer.from(event.chunk.data));
+      } catch {
+        // the executor went away mid-stream
+      }
+    });
+    await sleep(500);
+    assert.ok(helperProcessesOf(x.stateDir) === 4, 'four jobs running');
+    const { code } = await x.stop('SIGTERM');
+    await Promise.all(watchers);
+    client.close();
+    assert.is(code, 0, x.log());
+    assert.is(helperProcessesOf(x.stateDir), 0);
+    assert.not.ok(existsSync(x.socketPath));
+    assert.is(
+      execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-name', x.cgroupName], {
+        encoding: 'utf8',
+      }),
+      '',
+    );
+    assert.not.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(x.stateDir));
+
+    const again = await x.restart();
+    client = new ExecutorClient(again.socketPath);
+    try {
+      for (const job of jobs) {
+        const record = await client.getJob(job.id);
+        assert.is(record.state, 'STOPPED');
+        const seen = Buffer.concat(received.get(job.id) ?? []);
+        assert.ok(seen.length > 0, 'the watcher saw output before the stop');
+        const stored: Buffer[] = [];
+        for await (const event of client.readOutput(job.id, 0))
+          if ('chunk' in event) stored.push(Buffer.from(event.chunk.data));
+        const all = Buffer.concat(stored);
+        assert.ok(
+          all.length >= seen.length,
+          `stored ${all.length} bytes, a watcher had seen ${seen.length}`,
+        );
+        assert.ok(
+          all.subarray(0, seen.length).equals(seen),
+          'what a watcher saw is what was stored',
+        );
+        assert.is(record.outputBytes, all.length);
+      }
+    } finally {
+      client.close();
+      await again.stop();
+    }
+  } finally {
+    await x.remove();
+  }
+});
+
+shutdown('SIGTERM to a busy API: streams end UNAVAILABLE, it exits 0, the jobs go on', async () => {
+  const stack = await startStack();
+  try {
+    const ada = await stack.client('ada');
+    const job = await start(ada, { argv: ['sh', '-c', 'while :; do echo tick; sleep 0.01; done'] });
+    const endings = Array.from({ length: 10 }, () => {
+      const stream = ada.watchJobOutput({ id: job.id, offset: 0 });
+      return new Promise<status>((resolve) => {
+        stream.on('data', (_chunk: OutputChunk) => undefined);
+        stream.on('error', (error: ServiceError) => resolve(error.code));
+        stream.on('end', () => resolve(status.OK));
+      });
+    });
+    await sleep(300);
+    const exited = new Promise<number | null>((resolve) =>
+      stack.api.once('exit', (code) => resolve(code)),
+    );
+    stack.api.kill('SIGTERM');
+    assert.is(await exited, 0);
+    assert.equal(new Set(await Promise.all(endings)), new Set([status.UNAVAILABLE]));
+    await stack.restartApi();
+    const again = await stack.client('ada');
+    assert.is(await codeOf(start(again, { argv: ['true'] })), status.OK);
+    const client = new ExecutorClient(stack.executor.socketPath);
+    assert.is((await client.getJob(job.id)).state, 'RUNNING');
+    client.close();
+  } finally {
+    await stack.close();
+  }
+});
+
+shutdown(
+  'SIGHUP to the executor is logged and changes nothing (its config is read at start)',
+  async () => {
+    const x = await startExecutorProcess();
+    try {
+      x.child.kill('SIGHUP');
+      await sleep(300);
+      assert.is(x.child.exitCode, null);
+      assert.match(x.log(), /SIGHUP: the executor reads its configuration at start only/);
+      const client = new ExecutorClient(x.socketPath);
+      assert.ok(Array.isArray((await client.listJobs({ limit: 1 })).jobs));
+      client.close();
+    } finally {
+      await x.remove();
+    }
+  },
+);
+
+shutdown.run();
