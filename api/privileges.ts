@@ -1,12 +1,19 @@
 // The API never runs as root. Started as root, it becomes the configured user (nobody) with one
 // supplementary group: the one allowed to open the executor socket. Started as another user it
 // keeps that identity (it then needs that group already).
+import { readFileSync } from 'node:fs';
 import { lookupGroup, lookupUser } from '../shared/accounts.ts';
 
 export interface Dropped {
   uid: number;
   gid: number;
   groups: number[];
+}
+
+/** The kernel's list (Node's getgroups() adds the effective gid, which is not a supplementary group). */
+function supplementaryGroups(): number[] {
+  const line = /^Groups:(.*)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '';
+  return line.trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 export function dropPrivileges(user: string, socketGroup: string): Dropped {
@@ -24,7 +31,7 @@ export function dropPrivileges(user: string, socketGroup: string): Dropped {
   const dropped: Dropped = {
     uid: process.getuid?.() ?? -1,
     gid: process.getgid?.() ?? -1,
-    groups: process.getgroups?.() ?? [],
+    groups: supplementaryGroups(),
   };
   if (
     dropped.uid === 0 ||

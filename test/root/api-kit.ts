@@ -180,6 +180,8 @@ export async function startStack(
           await readFile(files.key),
           await readFile(files.cert),
         ),
+        // The server certificate names localhost; Node warns about an IP as the TLS name.
+        { 'grpc.ssl_target_name_override': 'localhost' },
       );
       clients.push(client);
       return client;
