@@ -144,7 +144,11 @@ resilience('SIGTERM to the API: it ends its streams and exits 0', async ({ stack
   );
   stack.api.kill('SIGTERM');
   assert.is(await exited, 0);
-  assert.is(await ended, 'UNAVAILABLE', 'the stream was ended with a status telling the watcher to resume');
+  assert.is(
+    await ended,
+    'UNAVAILABLE',
+    'the stream was ended with a status telling the watcher to resume',
+  );
   assert.is(await codeOf(start(ada, { argv: ['true'] })), status.UNAVAILABLE);
   await stack.restartApi();
 });
