@@ -24,18 +24,6 @@ export interface JobLimits {
   cpusetCpus?: string;
 }
 
-export const LIMIT_FIELDS = [
-  'cpus',
-  'memoryBytes',
-  'memoryHighBytes',
-  'pids',
-  'ioReadBps',
-  'ioWriteBps',
-  'ioReadIops',
-  'ioWriteIops',
-  'cpusetCpus',
-] as const satisfies readonly (keyof JobLimits)[];
-
 export const NUMERIC_LIMIT_FIELDS = [
   'cpus',
   'memoryBytes',

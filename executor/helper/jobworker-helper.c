@@ -275,6 +275,18 @@ static void read_spec(struct spec *s)
 /* The signals the executor may send to stop or notify a job; all are forwarded inward. */
 static const int forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
+/* The next of the (blocked) signals in `set`: how the monitor and the init wait for anything. */
+static int next_signal(const sigset_t *set)
+{
+    for (;;) {
+        int sig = sigwaitinfo(set, NULL);
+        if (sig >= 0)
+            return sig;
+        if (errno != EINTR)
+            die_errno("sigwaitinfo");
+    }
+}
+
 static void forwarded_and_child_set(sigset_t *set)
 {
     sigemptyset(set);
@@ -422,13 +434,7 @@ int main(int argc, char **argv)
 
     int init_status = 0;
     for (;;) {
-        siginfo_t info;
-        int sig = sigwaitinfo(&waited, &info);
-        if (sig < 0) {
-            if (errno == EINTR)
-                continue;
-            die_errno("sigwaitinfo");
-        }
+        int sig = next_signal(&waited);
         if (sig != SIGCHLD) {
             kill(init, sig);
             continue;
@@ -901,13 +907,7 @@ static void run_init(const struct spec *s, pid_t monitor, int out_fd, int err_fd
     sigset_t waited;
     forwarded_and_child_set(&waited);
     for (;;) {
-        siginfo_t info;
-        int sig = sigwaitinfo(&waited, &info);
-        if (sig < 0) {
-            if (errno == EINTR)
-                continue;
-            die_errno("init sigwaitinfo");
-        }
+        int sig = next_signal(&waited);
         if (sig != SIGCHLD) {
             if (kill(-job, sig) < 0)
                 kill(job, sig);
