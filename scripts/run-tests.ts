@@ -1,18 +1,19 @@
 // The one test command (`npm test`): static checks, then the unit suite, then the root suite, each
-// test file in its own uvu process so that one crash cannot hide the others. Ends with the line
-// `N passed, N failed` so that a run that executed nothing is visible.
+// test file in its own uvu process so that one crash cannot hide the others, then the cgroup v2
+// suite in a VM (scripts/vm/). Ends with the line `N passed, N failed` so that a run that
+// executed nothing is visible.
 //
-//   node --import tsx scripts/run-tests.ts all|unit|root|checks [file-filter]
+//   node --import tsx scripts/run-tests.ts all|unit|root|v2|checks [file-filter]
 import { spawn } from 'node:child_process';
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 
-type Part = 'all' | 'unit' | 'root' | 'checks';
+type Part = 'all' | 'unit' | 'root' | 'v2' | 'checks';
 const part = (process.argv[2] ?? 'all') as Part;
 const fileFilter = process.argv[3];
-if (!['all', 'unit', 'root', 'checks'].includes(part)) {
-  console.error(`usage: run-tests.ts all|unit|root|checks [file-filter]`);
+if (!['all', 'unit', 'root', 'v2', 'checks'].includes(part)) {
+  console.error(`usage: run-tests.ts all|unit|root|v2|checks [file-filter]`);
   process.exit(2);
 }
 
@@ -45,12 +46,21 @@ async function check(name: string, command: string, args: string[]): Promise<voi
   }
 }
 
-/** uvu prints "Total: N" and "Passed: N"; anything else (a crash, no summary) is a failure. */
-async function suite(dir: string): Promise<void> {
-  const files = readdirSync(dir)
+function testFiles(dir: string): string[] {
+  return readdirSync(dir)
     .filter((f) => f.endsWith('.test.ts'))
     .filter((f) => !fileFilter || f.includes(fileFilter))
     .sort();
+}
+
+/** One part's own counts, on a line of their own. */
+function partCounts(name: string, before: { passed: number; failed: number }): void {
+  console.log(`\n${name}: ${passed - before.passed} passed, ${failed - before.failed} failed`);
+}
+
+/** uvu prints "Total: N" and "Passed: N"; anything else (a crash, no summary) is a failure. */
+async function suite(dir: string): Promise<void> {
+  const files = testFiles(dir);
   for (const file of files) {
     console.log(`\n── ${join(dir, file)}`);
     const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -78,6 +88,45 @@ async function suite(dir: string): Promise<void> {
   }
 }
 
+/**
+ * The cgroup v2 suite (test/v2) runs in a VM with a cgroup-v2-only kernel, every file in one boot
+ * (scripts/vm/run-v2-suite.ts); each file's uvu summary comes back on the VM's console and is
+ * counted like the others. A VM that could not run, or a file without a summary, is a failure.
+ */
+async function vmSuite(): Promise<void> {
+  const files = testFiles('test/v2');
+  const harness = [
+    '--import',
+    'tsx',
+    'scripts/vm/run-v2-suite.ts',
+    ...(fileFilter ? [fileFilter] : []),
+  ];
+  console.log(`\n── test/v2 in the cgroup v2 VM: scripts/vm/run-v2-suite.ts`);
+  const { code, output } = await run(process.execPath, harness);
+  const plain = stripVTControlCharacters(output);
+  const totals = [...plain.matchAll(/Total:\s+(\d+)/g)].map((m) => Number(m[1]));
+  const oks = [...plain.matchAll(/Passed:\s+(\d+)/g)].map((m) => Number(m[1]));
+  const summaries = totals.flatMap((total, i) =>
+    total > 0 && oks[i] !== undefined ? [[total, oks[i]]] : [],
+  );
+  for (const [total = 0, ok = 0] of summaries) {
+    passed += ok;
+    failed += total - ok;
+  }
+  const missing = files.length - summaries.length;
+  if (missing > 0) {
+    failed += missing;
+    failures.push(
+      `test/v2 (${missing} of ${files.length} files gave no test summary, exit ${code})`,
+    );
+  } else if (summaries.some(([total, ok]) => total !== ok)) {
+    failures.push('test/v2');
+  } else if (code !== 0) {
+    failed += 1; // every file passed, but the VM or its runner still failed
+    failures.push(`test/v2 (exit ${code})`);
+  }
+}
+
 if (part === 'all' || part === 'checks') {
   await check('typecheck', 'npx', ['tsc', '--noEmit', '-p', 'tsconfig.json']);
   await check('lint', 'npx', ['eslint', '--max-warnings', '0', '.']);
@@ -94,8 +143,23 @@ if (part === 'all' || part === 'root') {
     failures.push('root suite (not root)');
   } else {
     await check('build helper', 'bash', ['scripts/build-helper.sh']);
+    const before = { passed, failed };
     await suite('test/root');
+    partCounts('root suite (this host: cgroup v1/hybrid)', before);
   }
+}
+if (part === 'all' || part === 'v2') {
+  const before = { passed, failed };
+  if (process.getuid?.() !== 0) {
+    console.error(
+      '\nv2 suite: must run as root (the VM shares the host root and runs the executor)',
+    );
+    failed += 1;
+    failures.push('v2 suite (not root)');
+  } else {
+    await vmSuite();
+  }
+  partCounts('v2 suite (VM: cgroup v2 only)', before);
 }
 
 if (failures.length > 0) console.log(`\nfailed: ${failures.join(', ')}`);

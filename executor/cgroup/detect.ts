@@ -8,6 +8,7 @@ import { CgroupFs } from './cgroup-fs.ts';
 import {
   checkInstanceName,
   CONTROLLERS,
+  executorLeafName,
   KERNEL_NAMES,
   type CgroupLayout,
   type Controller,
@@ -36,6 +37,7 @@ export async function detectCgroupDriver(options: DetectOptions): Promise<Cgroup
     await readFile(posix.join(procRoot, 'self/cgroup'), 'utf8'),
     options.fsRoot ?? '',
   );
+  found.v2 = outOfExecutorLeaf(found.v2, options.name);
   let v2Controllers: string[] = [];
   if (found.v2 !== undefined) {
     const fs = new CgroupFs([found.v2.ownDir]);
@@ -50,6 +52,20 @@ export async function detectCgroupDriver(options: DetectOptions): Promise<Cgroup
   }
   const pureV2 = layout.hierarchies.every((h) => h.version === 2);
   return pureV2 ? new V2CgroupDriver(layout) : new V1CgroupDriver(layout);
+}
+
+/**
+ * A process already in this instance's v2 leaf (`<own>/<name>-executor`, where the driver moves
+ * the executor) is an executor detecting again, or one restarted in place: its own cgroup is the
+ * leaf's parent, so that its jobs, leftovers and delegation stay where they were.
+ */
+export function outOfExecutorLeaf(
+  v2: FoundHierarchy | undefined,
+  name: string,
+): FoundHierarchy | undefined {
+  if (v2 === undefined || v2.ownDir === v2.mountPoint) return v2;
+  if (posix.basename(v2.ownDir) !== executorLeafName(name)) return v2;
+  return { ...v2, ownDir: posix.dirname(v2.ownDir) };
 }
 
 export interface MountEntry {

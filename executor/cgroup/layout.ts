@@ -64,6 +64,14 @@ export function checkJobId(jobId: string): void {
   }
 }
 
+/**
+ * The v2 leaf the executor moves itself into (v2-driver.ts): `<own>/<name>-executor`. A process
+ * found there is an executor of this instance already moved, so its own cgroup is the parent.
+ */
+export function executorLeafName(name: string): string {
+  return `${name}-executor`;
+}
+
 export function parentDir(layout: CgroupLayout, hierarchy: Hierarchy): string {
   return posix.join(hierarchy.ownDir, layout.name);
 }

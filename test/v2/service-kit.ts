@@ -1,0 +1,130 @@
+// The real executor process (executor/main.ts) run as a service with a delegated cgroup of its
+// own, next to the test: the test moves itself into a leaf of its cgroup, delegates the
+// controllers, and starts the executor alone in a sibling cgroup, as systemd starts a
+// Delegate=yes service. The executor must then make its own leaf and delegate further.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TEST_PREFIX } from '../root/executor-kit.ts';
+import { TEST_SOCKET_GID } from '../root/executor-process-kit.ts';
+import { cgroupFile, JOB_CONTROLLERS, words } from './kit.ts';
+
+/** In the VM, the Node.js runtime takes a while to load the executor's modules. */
+const LISTEN_TIMEOUT_MS = 90_000;
+
+export interface ExecutorService {
+  child: ChildProcess;
+  pid: number;
+  /** The cgroup the executor was started in (its "service" cgroup). */
+  cgroupDir: string;
+  cgroupName: string;
+  socketPath: string;
+  /** Everything the executor wrote to stderr (its JSON log). */
+  log(): string;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Stops the executor if needed; removes its state and its service cgroup with the leaf. */
+  remove(): Promise<void>;
+}
+
+/** Makes `own` a delegating cgroup: this process (and its children) go to the leaf `test-process`. */
+async function delegateFrom(own: string): Promise<void> {
+  const leaf = join(own, 'test-process');
+  await mkdir(leaf, { recursive: true });
+  for (const pid of words(cgroupFile(own, 'cgroup.procs'))) {
+    await writeFile(join(leaf, 'cgroup.procs'), pid).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ESRCH') throw error;
+    });
+  }
+  await writeFile(
+    join(own, 'cgroup.subtree_control'),
+    JOB_CONTROLLERS.map((c) => `+${c}`).join(' '),
+  );
+}
+
+export async function startExecutorService(own: string): Promise<ExecutorService> {
+  await delegateFrom(own);
+  const cgroupDir = join(own, 'executor.service');
+  await mkdir(cgroupDir);
+  const stateDir = await mkdtemp(`/var/tmp/${TEST_PREFIX}`);
+  await chmod(stateDir, 0o755);
+  const cgroupName = `${TEST_PREFIX}${randomBytes(4).toString('hex')}`;
+  const socketPath = join(stateDir, 'run', 'executor.sock');
+  const configPath = join(stateDir, 'executor.json');
+  await writeFile(
+    configPath,
+    JSON.stringify({
+      stateDir: join(stateDir, 'state'),
+      socketPath,
+      socketGroup: String(TEST_SOCKET_GID),
+      cgroupName,
+      logLevel: 'info',
+      stopGraceMs: 500,
+    }),
+  );
+  // The shell puts itself into the service's cgroup, then becomes the executor there.
+  const child = spawn(
+    'sh',
+    [
+      '-c',
+      'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
+      '-',
+      cgroupDir,
+      process.execPath,
+      '--import',
+      'tsx',
+      'executor/main.ts',
+      '--config',
+      configPath,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const listening = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`the executor did not listen in ${LISTEN_TIMEOUT_MS} ms:\n${stderr}`)),
+      LISTEN_TIMEOUT_MS,
+    );
+    child.stderr?.on('data', (data: Buffer) => {
+      stderr += data.toString();
+      if (stderr.includes('"executor listening"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`the executor exited (${signal ?? code}):\n${stderr}`));
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    return exited;
+  };
+  const remove = async () => {
+    await stop();
+    await rm(stateDir, { recursive: true, force: true });
+    await rmdir(join(cgroupDir, `${cgroupName}-executor`)).catch(() => undefined);
+    await rmdir(cgroupDir);
+  };
+  try {
+    await listening;
+  } catch (error) {
+    await remove().catch(() => undefined);
+    throw error;
+  }
+  return {
+    child,
+    pid: child.pid ?? 0,
+    cgroupDir,
+    cgroupName,
+    socketPath,
+    log: () => stderr,
+    stop,
+    remove,
+  };
+}
