@@ -1,0 +1,44 @@
+// jobctl's exit codes, in the manner of the shell and Docker: a job's own status passes through
+// (128+n when signal n killed it); jobctl's own failures use the codes a shell reserves.
+import { constants } from 'node:os';
+import { EndReason } from '../generated/jobworker/v1/jobworker.ts';
+import type { Job } from '../generated/jobworker/v1/jobworker.ts';
+
+export const EXIT = {
+  ok: 0,
+  /** status, stop, logs, list: the request failed (no such job, connection lost, …). */
+  failed: 1,
+  /** Before any job ran: bad flags, no connection, the service refused the job or lost it. */
+  refused: 125,
+  /** The program was found but could not be executed (EACCES and other exec errors). */
+  notExecutable: 126,
+  /** The program was not found (ENOENT). */
+  notFound: 127,
+  /** `run` detached by a second Ctrl-C (128 + SIGINT). */
+  detached: 130,
+  /** Our stdout was closed by its reader (128 + SIGPIPE), as a shell pipeline expects. */
+  brokenPipe: 141,
+} as const;
+
+/** 128 + the signal's number, as a shell reports a process killed by it. */
+export function signalExitCode(name: string): number | undefined {
+  const number = (constants.signals as Record<string, number | undefined>)[name];
+  return number === undefined ? undefined : 128 + number;
+}
+
+/** What `jobctl run` exits with for an ended job. */
+export function jobExitCode(job: Job): number {
+  if (job.exitCode !== undefined) return job.exitCode;
+  const bySignal = job.signal ? signalExitCode(job.signal) : undefined;
+  if (bySignal !== undefined) return bySignal;
+  if (job.endReason === EndReason.END_REASON_OOM_KILLED) return 128 + constants.signals.SIGKILL;
+  // No status at all: the service lost the job (its executor restarted) or never ran it.
+  return EXIT.refused;
+}
+
+/** The exit code for a start refused with a `jobworker-errno` trailer. */
+export function startFailureExitCode(errno: string | undefined): number {
+  if (errno === 'ENOENT') return EXIT.notFound;
+  if (errno) return EXIT.notExecutable;
+  return EXIT.refused;
+}
