@@ -10,6 +10,7 @@ import { parseExecutorConfig } from '../executor/config.ts';
 import { JobRuntime } from '../executor/runtime/job-runtime.ts';
 import { encodeFrame, FrameDecoder } from '../shared/framing.ts';
 import { createLogger } from '../shared/logger.ts';
+import { drain, start, startStack } from '../test/root/api-kit.ts';
 
 const MiB = 1024 * 1024;
 
@@ -192,4 +193,37 @@ try {
 } finally {
   await runtime.shutdown(100);
   await rm(stateDir, { recursive: true, force: true });
+}
+
+// The whole path a client sees: mutual TLS, the API, the executor socket, the executor.
+const stack = await startStack(
+  { quotas: { maxRunningJobs: 64, maxRunningJobsPerIdentity: 64 } },
+  { maxOutputBytes: 4096 * MiB },
+);
+try {
+  const client = await stack.client('ada');
+  const runs = 40;
+  console.log(
+    `\nthrough the API (${runs} sequential StartJob calls; mutual TLS 1.3 + API + executor socket)`,
+  );
+  for (let i = 0; i < 5; i += 1) await start(client, { argv: ['true'] });
+  row(
+    "api: StartJob until the program was exec'd",
+    await timeEach(runs, () => start(client, { argv: ['true'] })),
+  );
+
+  const size = 256 * MiB;
+  const watchers = 10;
+  const clients = await Promise.all(Array.from({ length: watchers }, () => stack.client('ada')));
+  const delivered = await timeEach(3, async () => {
+    const job = await start(client, { argv: ['head', '-c', String(size), '/dev/zero'] });
+    await Promise.all(clients.map((watcher) => drain(watcher, job.id)));
+  });
+  row(
+    `api: ${watchers} WatchJobOutput streams of ${size / MiB} MiB, aggregate delivered`,
+    delivered.map((ms) => (watchers * size) / MiB / (ms / 1000)),
+    'MiB/s',
+  );
+} finally {
+  await stack.close();
 }

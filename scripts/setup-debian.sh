@@ -17,6 +17,12 @@ fi
 # The helper is built with cc; jobs in the tests use python3, ps, ip, ss, setsid and dd from the
 # host's view (read-only) of these packages.
 packages=(build-essential python3 procps iproute2 util-linux coreutils)
+# The API tests: an independent gRPC client (gRPC's C core), two TLS scanners, openssl for the
+# PKI and s_client; the deploy test checks the systemd units with systemd-analyze.
+packages+=(python3-grpcio python3-protobuf sslscan testssl.sh openssl systemd)
+# The cgroup v2 suite boots a VM (scripts/vm/): QEMU, a Debian kernel with 9p (not the -cloud
+# one), and what builds its busybox initramfs and its ext4 disk.
+packages+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

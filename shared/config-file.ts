@@ -25,7 +25,8 @@ export function parseConfig<T>(raw: unknown, check: Check<T>, source: string): R
     return deepFreeze(check(raw, ''));
   } catch (error) {
     if (error instanceof JobError)
-      throw new ConfigError(`${source}: ${error.message.replace(/^\./, '')}`);
+      // The top level has no field name: its errors start with ": " (or a nested one with ".").
+      throw new ConfigError(`${source}: ${error.message.replace(/^(\.|: )/, '')}`);
     throw error;
   }
 }

@@ -76,8 +76,14 @@ const systemErrors = getSystemErrorMap();
 // A plain descriptor, owned by the socket made from it (a FileHandle would close it when collected).
 const openFd = promisify(open);
 
+/** What execve can fail with that libuv's table does not name (Linux numbers). */
+const EXEC_ERRORS_LIBUV_LACKS = new Map<number, [string, string]>([
+  [8, ['ENOEXEC', 'exec format error']],
+  [80, ['ELIBBAD', 'accessing a corrupted shared library']],
+]);
+
 export function describeErrno(errno: number): { name: string; reason: string } {
-  const known = systemErrors.get(-errno);
+  const known = systemErrors.get(-errno) ?? EXEC_ERRORS_LIBUV_LACKS.get(errno);
   return known
     ? { name: known[0], reason: known[1] }
     : { name: errno ? `E${errno}` : '', reason: errno ? `error ${errno}` : 'unknown error' };

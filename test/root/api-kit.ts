@@ -241,6 +241,14 @@ export async function watch(
   return { chunks, text: Buffer.concat(chunks.map((chunk) => chunk.data)).toString() };
 }
 
+/** Reads a job's whole output and keeps only its length (for large outputs). */
+export async function drain(client: JobServiceClient, id: string): Promise<number> {
+  let bytes = 0;
+  for await (const chunk of client.watchJobOutput({ id, offset: 0 }))
+    bytes += (chunk as OutputChunk).data.length;
+  return bytes;
+}
+
 /** The gRPC status code a call failed with (or 'OK'). */
 export async function codeOf(promise: Promise<unknown>): Promise<status> {
   try {

@@ -78,6 +78,11 @@ config('a config file: bad JSON and unreadable files name the file', async () =>
       () => loadExecutorConfig(join(dir, 'missing.json')),
       /missing.json: cannot read config file/,
     );
+    await writeFile(join(dir, 'list.json'), '[]');
+    assert.throws(
+      () => loadExecutorConfig(join(dir, 'list.json')),
+      new RegExp(`^${dir}/list.json: must be an object, not an array$`),
+    );
     await writeFile(join(dir, 'good.json'), JSON.stringify({ maxRunningJobs: 3 }));
     assert.is(loadExecutorConfig(join(dir, 'good.json')).maxRunningJobs, 3);
   } finally {

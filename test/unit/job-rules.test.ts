@@ -7,6 +7,7 @@ import { effectiveLimits, effectiveTimeout } from '../../executor/runtime/effect
 import { classifyEnd, describeStartError } from '../../executor/runtime/job-end.ts';
 import type { EndFacts } from '../../executor/runtime/job-end.ts';
 import { OP_TABLE } from '../../executor/socket/op-table.ts';
+import { describeErrno } from '../../executor/runtime/helper-process.ts';
 
 const rules = suite('executor rules');
 const MiB = 1024 * 1024;
@@ -121,6 +122,12 @@ rules("start errors read like the shell's", () => {
     ),
     'job setup failed at mount /proc: operation not permitted',
   );
+});
+
+rules('errno numbers become names and libuv-style reasons, also those libuv does not list', () => {
+  assert.equal(describeErrno(2), { name: 'ENOENT', reason: 'no such file or directory' });
+  assert.equal(describeErrno(8), { name: 'ENOEXEC', reason: 'exec format error' });
+  assert.equal(describeErrno(999), { name: 'E999', reason: 'error 999' });
 });
 
 rules.run();
