@@ -12,9 +12,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CHECKOUT, DEV_CLIENT, DEV_DIR, DEV_LISTEN } from '../shared/dev-layout.ts';
 
@@ -44,6 +44,23 @@ async function waitFor(
   }
 }
 
+/**
+ * The API, as nobody, must pass through every directory above the socket's own (which does the
+ * access control). Our own state directories get search permission; anything else is refused.
+ */
+async function ensureSearchable(dir: string): Promise<void> {
+  for (let at = dir; at !== dirname(at); at = dirname(at)) {
+    const mode = (await stat(at)).mode & 0o7777;
+    if (mode & 0o001) continue;
+    if (!at.startsWith(join(CHECKOUT, '.state'))) {
+      fail(
+        `${at} is not searchable by others: the API (as nobody) could not reach the executor socket below it; use --dir`,
+      );
+    }
+    await chmod(at, mode | 0o011);
+  }
+}
+
 function canConnect(path: string): Promise<boolean> {
   return new Promise((done) => {
     const socket = net.createConnection(path);
@@ -52,6 +69,41 @@ function canConnect(path: string): Promise<boolean> {
       done(true);
     });
     socket.once('error', () => done(false));
+  });
+}
+
+/** Shows what a job sees: its own identity, hostname, processes, network and limits. */
+const FIRST_JOB = [
+  'sh',
+  '-c',
+  'echo "hello from $(hostname) as uid $(id -u)"; ps -e; ip -br link; grep -E "CapEff|NoNewPrivs" /proc/self/status',
+];
+
+/** Runs the first job with jobctl, which finds this dev stack (its PKI and address) by itself. */
+function firstJob(listen: string, dir: string): Promise<void> {
+  return new Promise((resolve) => {
+    const jobctl = spawn(
+      process.execPath,
+      [
+        join(CHECKOUT, 'api/jobctl/jobctl.js'),
+        'run',
+        '--memory',
+        '64m',
+        '--cpus',
+        '0.5',
+        '--',
+        ...FIRST_JOB,
+      ],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, JOBCTL_SERVER: listen, JOBCTL_DEV_DIR: dir },
+      },
+    );
+    children.push(jobctl);
+    jobctl.on('exit', (code) => {
+      if (code !== 0) console.error(`(the first job ended with exit code ${code})`);
+      resolve();
+    });
   });
 }
 
@@ -70,6 +122,7 @@ async function main(): Promise<void> {
   // Traversable (0755) so that the API, as nobody, reaches the socket directory inside; the
   // socket directory itself, the state and the keys are closed to everyone else.
   await mkdir(dir, { recursive: true, mode: 0o755 });
+  await ensureSearchable(dir);
   const pki = join(dir, 'pki');
   if (!existsSync(join(pki, 'ca.crt'))) {
     console.log(`creating a development PKI in ${pki}`);
@@ -152,9 +205,15 @@ jobworker is running: API on ${values.listen} (TLS 1.3, client certificates), ex
   logs:   ${executor.logPath}, ${api.logPath}
   client: ${join(pki, 'clients', `${DEV_CLIENT}.crt`)} (CN ${DEV_CLIENT}, role admin)
 
-Run a first job from this checkout, in another terminal:
+A first job, through jobctl, the API and the executor:
+  $ jobctl run --memory 64m --cpus 0.5 -- ${FIRST_JOB.map((arg) => (arg.includes(' ') ? `'${arg}'` : arg)).join(' ')}
+`);
+  await firstJob(values.listen, dir);
+  console.log(`
+More, from this checkout in another terminal:
   sudo npx jobctl run -- uname -a
-  sudo npx jobctl run --memory 64m --cpus 0.5 -- sh -c 'echo hello from $(hostname)'
+  sudo npx jobctl list --all
+  sudo npx jobctl --help
 
 Ctrl-C stops both processes.`);
 

@@ -15,9 +15,10 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseApiConfig } from '../../api/config.ts';
@@ -67,6 +68,49 @@ function run(command: string, args: readonly string[], cwd = CHECKOUT): Run {
 
 function install(root: string, ...args: string[]): Run {
   return run('bash', ['scripts/install.sh', '--root', root, ...args]);
+}
+
+/**
+ * --use-checkout runs root's units from a checkout that must be root's and writable by no one
+ * else all the way up to /, and outside /home and /root: this checkout may be neither (CI clones
+ * wherever it likes). Those tests run from a copy of its tracked files in such a place, its
+ * node_modules linked (install.sh neither follows nor checks links).
+ */
+let checkoutCopy: string | null = null;
+function eligibleCheckout(): string {
+  if (checkoutCopy !== null) return checkoutCopy;
+  const dir = mkdtempSync(`/var/lib/${TEST_PREFIX}checkout-`);
+  temporary.push(dir);
+  chmodSync(dir, 0o755);
+  const tracked = run('git', ['ls-files', '-z']).stdout.split('\0').filter(Boolean);
+  for (const file of tracked) {
+    if (!existsSync(join(CHECKOUT, file))) continue; // deleted in the work tree
+    mkdirSync(dirname(join(dir, file)), { recursive: true, mode: 0o755 });
+    copyFileSync(join(CHECKOUT, file), join(dir, file)); // keeps the mode
+  }
+  symlinkSync(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
+  checkoutCopy = dir;
+  return dir;
+}
+
+/** install.sh --use-checkout, run from the eligible copy. */
+function installUsingCheckout(root: string, ...args: string[]): Run {
+  const checkout = eligibleCheckout();
+  return run(
+    'bash',
+    [join(checkout, 'scripts/install.sh'), '--root', root, '--use-checkout', ...args],
+    checkout,
+  );
+}
+
+function installOkUsingCheckout(root: string, ...args: string[]): string {
+  const result = installUsingCheckout(root, ...args);
+  assert.is(
+    result.status,
+    0,
+    `install.sh --use-checkout ${args.join(' ')} failed:\n${result.stdout}${result.stderr}`,
+  );
+  return result.stdout;
 }
 
 function installOk(root: string, ...args: string[]): string {
@@ -498,7 +542,7 @@ deploy(
     const source = pkiToImport(aux, 'imported');
     const root = newDir();
     // --use-checkout: the app is the checkout (tested above); this is about the PKI.
-    installOk(root, '--use-checkout', '--import-pki', source);
+    installOkUsingCheckout(root, '--import-pki', source);
     const gid = groupId(root);
     const pki = join(root, 'etc/jobworker/pki');
     for (const [from, to] of [
@@ -520,12 +564,12 @@ deploy(
     assert.is(api.tls.crlFile, null, 'no CRL imported: none configured');
 
     const before = listing(root);
-    assert.match(installOk(root, '--use-checkout', '--import-pki', source), /^nothing to change$/m);
+    assert.match(installOkUsingCheckout(root, '--import-pki', source), /^nothing to change$/m);
     assert.equal(listing(root), before);
 
     // A PKI of another CA is refused, and changes nothing.
     const other = pkiToImport(aux, 'other');
-    const refused = install(root, '--use-checkout', '--import-pki', other);
+    const refused = installUsingCheckout(root, '--import-pki', other);
     assert.is.not(refused.status, 0);
     assert.match(refused.stderr, 'holds a PKI of another CA');
     assert.equal(listing(root), before);
@@ -536,7 +580,7 @@ deploy('an imported CRL is installed and configured', ({ aux }) => {
   const source = pkiToImport(aux, 'withcrl');
   copyFileSync(join(aux, 'withcrl-pki/crl.pem'), join(source, 'crl.pem'));
   const root = newDir();
-  installOk(root, '--use-checkout', '--import-pki', source);
+  installOkUsingCheckout(root, '--import-pki', source);
   assertAttributes(root, 'etc/jobworker/pki/crl.pem', 0o644, 0);
   const api = parseApiConfig(
     JSON.parse(readFileSync(join(root, 'etc/jobworker/api.json'), 'utf8')),
@@ -548,7 +592,7 @@ deploy("a key that is not the certificate's is refused before anything is instal
   const source = pkiToImport(aux, 'mismatched');
   copyFileSync(join(aux, 'imported-pki/private/server.key'), join(source, 'server.key'));
   const root = newDir();
-  const refused = install(root, '--use-checkout', '--import-pki', source);
+  const refused = installUsingCheckout(root, '--import-pki', source);
   assert.is.not(refused.status, 0);
   assert.match(refused.stderr, 'server.key is not the key of server.crt');
   assert.equal(listing(root), ['.\td\t755\t0:0\t']);
@@ -559,7 +603,7 @@ deploy('an existing configuration is never overwritten (its owner and mode are s
   mkdirSync(join(root, 'etc/jobworker'), { recursive: true });
   const mine = '{ "listen": "127.0.0.1:6000" }\n';
   writeFileSync(join(root, 'etc/jobworker/api.json'), mine, { mode: 0o600 });
-  const output = installOk(root, '--use-checkout');
+  const output = installOkUsingCheckout(root);
   assert.match(output, 'keep /etc/jobworker/api.json (exists; not overwritten)');
   assert.is(readFileSync(join(root, 'etc/jobworker/api.json'), 'utf8'), mine);
   assertAttributes(root, 'etc/jobworker/api.json', 0o640, groupId(root));
@@ -569,8 +613,8 @@ deploy('an existing configuration is never overwritten (its owner and mode are s
   );
   // --use-checkout: the units run the checkout, and nothing is copied.
   const unit = readFileSync(join(root, 'etc/systemd/system/jobworker-executor.service'), 'utf8');
-  assert.match(unit, `--import tsx ${CHECKOUT}/executor/main.ts`);
-  assert.match(unit, `WorkingDirectory=${CHECKOUT}\n`);
+  assert.match(unit, `--import tsx ${eligibleCheckout()}/executor/main.ts`);
+  assert.match(unit, `WorkingDirectory=${eligibleCheckout()}\n`);
   assert.not.ok(existsSync(join(root, 'opt')));
 });
 

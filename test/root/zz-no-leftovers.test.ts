@@ -62,7 +62,9 @@ leftovers('no mount of a test is visible on the host', () => {
 });
 
 leftovers('no state directory, socket or temporary file of a test remains', () => {
-  const stateDirs = readdirSync('/var/tmp').filter((name) => name.startsWith(TEST_PREFIX));
+  const stateDirs = ['/var/tmp', '/var/lib'].flatMap((dir) =>
+    readdirSync(dir).filter((name) => name.startsWith(TEST_PREFIX)),
+  );
   const unitDirs = readdirSync(tmpdir()).filter(
     (name) => name.startsWith('jobworker-unit-') || name.startsWith(TEST_PREFIX),
   );
