@@ -120,6 +120,9 @@ export function prepareClientTls(connection: Connection, now = new Date()): Clie
     // Reconnect quickly when a dropped API comes back (logs -f, run): grpc-js waits up to 2 min.
     'grpc.initial_reconnect_backoff_ms': 200,
     'grpc.max_reconnect_backoff_ms': 2000,
+    // grpc-js receives with HTTP/2's 64 KiB window unless told otherwise: output streams then
+    // wait on a window update every 64 KiB. 4 MiB let a watcher go about twice as fast.
+    'grpc-node.flow_control_window': 4 * 1024 * 1024,
   };
   const serverName = tlsName?.value ?? (address.isIp ? 'localhost' : undefined);
   if (serverName !== undefined) options['grpc.ssl_target_name_override'] = serverName;

@@ -181,7 +181,10 @@ export async function startStack(
           await readFile(files.cert),
         ),
         // The server certificate names localhost; Node warns about an IP as the TLS name.
-        { 'grpc.ssl_target_name_override': 'localhost' },
+        {
+          'grpc.ssl_target_name_override': 'localhost',
+          'grpc-node.flow_control_window': 4 * 1024 * 1024,
+        },
       );
       clients.push(client);
       return client;
