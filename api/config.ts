@@ -1,11 +1,11 @@
 // The API's configuration: the schema, with every default beside it. A config file holds only
 // what differs; unknown keys are refused by name; the result is frozen.
 import { parseConfig, readConfigFile } from '../shared/config-file.ts';
+import { LOG_LEVELS } from '../shared/logger.ts';
+import type { LogLevel } from '../shared/logger.ts';
 import { absolutePath } from '../shared/job-spec-schema.ts';
 import { integer, invalid, object, oneOf, optional, string } from '../shared/schema.ts';
 import type { Check } from '../shared/schema.ts';
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
 export interface ApiConfig {
   /** host:port to listen on; an IPv6 host in brackets: [::1]:50051. */
@@ -34,7 +34,7 @@ export interface ApiConfig {
   maxWatchers: number;
   /** Largest request message accepted. */
   maxRequestBytes: number;
-  logLevel: (typeof LOG_LEVELS)[number];
+  logLevel: LogLevel;
 }
 
 export const API_DEFAULTS: ApiConfig = {

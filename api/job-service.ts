@@ -2,6 +2,7 @@
 // of these runs; handlers translate, forward to the executor and stream.
 import type { handleServerStreamingCall, handleUnaryCall, ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { drainedOrAborted } from '../shared/back-pressure.ts';
 import { JobError } from '../shared/errors.ts';
 import type { ExecutorClient } from './executor-client.ts';
 import type { JobServiceServer } from './generated/jobworker/v1/jobworker.ts';
@@ -88,17 +89,7 @@ export function jobService(parts: JobServiceParts): JobService {
           if (!('chunk' in event)) continue;
           // gRPC flow control: a slow watcher's writes back up here, and so does its executor
           // stream; the job and the other watchers go on.
-          if (!call.write(chunkToMessage(event.chunk))) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                call.off('drain', done);
-                gone.signal.removeEventListener('abort', done);
-                resolve();
-              };
-              call.on('drain', done);
-              gone.signal.addEventListener('abort', done, { once: true });
-            });
-          }
+          if (!call.write(chunkToMessage(event.chunk))) await drainedOrAborted(call, gone.signal);
           if (gone.signal.aborted) return;
         }
         if (!gone.signal.aborted) call.end();

@@ -2,6 +2,8 @@
 // only what differs from these; unknown keys are refused by name; the result is frozen.
 import { fileURLToPath } from 'node:url';
 import { parseConfig, readConfigFile } from '../shared/config-file.ts';
+import { LOG_LEVELS } from '../shared/logger.ts';
+import type { LogLevel } from '../shared/logger.ts';
 import type { JobLimits } from '../shared/job.ts';
 import { NUMERIC_LIMIT_FIELDS } from '../shared/job.ts';
 import { absolutePath, jobLimitsSchema } from '../shared/job-spec-schema.ts';
@@ -10,8 +12,6 @@ import type { Check } from '../shared/schema.ts';
 import type { RetentionPolicy } from './runtime/retention.ts';
 
 const MiB = 1024 * 1024;
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
 export interface ExecutorConfig {
   /** Job records, output and per-job writable directories. Root-only (0700). */
@@ -44,7 +44,7 @@ export interface ExecutorConfig {
   maxConnections: number;
   /** Unary requests one connection may have outstanding. */
   maxRequestsPerConnection: number;
-  logLevel: (typeof LOG_LEVELS)[number];
+  logLevel: LogLevel;
 }
 
 export const EXECUTOR_DEFAULTS: ExecutorConfig = {

@@ -6,6 +6,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import { EXECUTOR_OPS, MAX_REQUEST_ID } from '../../shared/executor-protocol.ts';
 import type { ExecutorOp, Reply, WireError } from '../../shared/executor-protocol.ts';
+import { drainedOrAborted } from '../../shared/back-pressure.ts';
 import { JobError } from '../../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
 import { integer, object, oneOf } from '../../shared/schema.ts';
@@ -154,7 +155,7 @@ export class Connection {
         const { chunks, end } = op.run(args, context);
         for await (const chunk of chunks) {
           if (this.closed.signal.aborted) return;
-          if (!this.send({ id, chunk })) await this.writable();
+          if (!this.send({ id, chunk })) await drainedOrAborted(this.socket, this.closed.signal);
         }
         if (!this.closed.signal.aborted) this.send({ id, end: end() });
       } catch (error) {
@@ -163,19 +164,6 @@ export class Connection {
         this.streaming = false;
       }
     })();
-  }
-
-  /** Resolves when the socket's buffer has drained, or the connection closed. */
-  private writable(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.closed.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.closed.signal.addEventListener('abort', done, { once: true });
-    });
   }
 
   private sendError(id: number, op: string, error: unknown): void {
