@@ -99,5 +99,5 @@ export type Reply =
 /** Request ids are u32 so that either side can keep them in a plain Map. */
 export const MAX_REQUEST_ID = 0xffffffff;
 
-/** Job ids are made by the executor: 128 random bits, lowercase hex. */
-export const JOB_ID = /^[0-9a-f]{32}$/;
+/** Defined in job-id.ts; here too for the modules that import it from the protocol. */
+export { JOB_ID } from './job-id.ts';

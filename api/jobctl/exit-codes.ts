@@ -1,8 +1,6 @@
 // jobctl's exit codes, in the manner of the shell and Docker: a job's own status passes through
 // (128+n when signal n killed it); jobctl's own failures use the codes a shell reserves.
 import { constants } from 'node:os';
-import { EndReason } from '../generated/jobworker/v1/jobworker.ts';
-import type { Job } from '../generated/jobworker/v1/jobworker.ts';
 
 export const EXIT = {
   ok: 0,
@@ -24,16 +22,6 @@ export const EXIT = {
 export function signalExitCode(name: string): number | undefined {
   const number = (constants.signals as Record<string, number | undefined>)[name];
   return number === undefined ? undefined : 128 + number;
-}
-
-/** What `jobctl run` exits with for an ended job. */
-export function jobExitCode(job: Job): number {
-  if (job.exitCode !== undefined) return job.exitCode;
-  const bySignal = job.signal ? signalExitCode(job.signal) : undefined;
-  if (bySignal !== undefined) return bySignal;
-  if (job.endReason === EndReason.END_REASON_OOM_KILLED) return 128 + constants.signals.SIGKILL;
-  // No status at all: the service lost the job (its executor restarted) or never ran it.
-  return EXIT.refused;
 }
 
 /** The exit code for a start refused with a `jobworker-errno` trailer. */

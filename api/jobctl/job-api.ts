@@ -2,7 +2,8 @@
 // (code, details, metadata); failures.ts turns them into words.
 import { Metadata } from '@grpc/grpc-js';
 import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
-import { JOB_ID } from '../../shared/executor-protocol.ts';
+import { JOB_ID, JOB_ID_PREFIX } from '../../shared/job-id.ts';
+import { msToDuration } from '../../shared/proto-duration.ts';
 import {
   JobServiceClient,
   JobState,
@@ -13,7 +14,6 @@ import {
 } from '../generated/jobworker/v1/jobworker.ts';
 import { CliError, UsageError } from './cli-errors.ts';
 import type { ClientTls } from './client-tls.ts';
-import { msToDuration } from './limit-flags.ts';
 
 /** How long a call may wait for an answer (connecting included). */
 const CALL_DEADLINE_MS = 30_000;
@@ -34,7 +34,7 @@ export function isServiceError(error: unknown): error is ServiceError {
 
 /** Refuses, before anything is sent, what cannot be a job id or the start of one. */
 export function checkJobIdArgument(text: string): void {
-  if (!/^[0-9a-f]{1,32}$/.test(text)) {
+  if (!JOB_ID_PREFIX.test(text)) {
     throw new UsageError(
       `${JSON.stringify(text)} is not a job id (32 hex digits, or the start of one)`,
     );

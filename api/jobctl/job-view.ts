@@ -1,5 +1,6 @@
 // A job as people and scripts see it: the `status` page, a `list` row, and the --json object.
 import { EndReason, JobState, type Job, type Limits } from '../generated/jobworker/v1/jobworker.ts';
+import { durationToMs } from '../../shared/proto-duration.ts';
 import { commandLine, humanBytes, humanDuration, localTime, timeAgo, truncate } from './format.ts';
 
 const STATE_NAMES: Record<JobState, string> = {
@@ -110,10 +111,6 @@ function limitsText(limits: Limits | undefined): string {
   return parts.length > 0 ? parts.join(', ') : 'none';
 }
 
-function durationFromMessage(duration: { seconds: number; nanos: number }): number {
-  return duration.seconds * 1000 + Math.round(duration.nanos / 1e6);
-}
-
 /** The `status` page: one "Field: value" line each. */
 export function statusText(job: Job, now: Date): string {
   const ms = durationMs(job, now);
@@ -130,7 +127,7 @@ export function statusText(job: Job, now: Date): string {
   if (job.workingDir) lines.push(['Workdir', job.workingDir]);
   if (job.envNames.length > 0) lines.push(['Env', job.envNames.join(', ')]);
   lines.push(['Limits', limitsText(job.limits)]);
-  if (job.timeout) lines.push(['Timeout', humanDuration(durationFromMessage(job.timeout))]);
+  if (job.timeout) lines.push(['Timeout', humanDuration(Math.round(durationToMs(job.timeout)))]);
   if (job.usage) {
     const usage = job.usage;
     lines.push([
@@ -166,7 +163,7 @@ export function jobJson(job: Job, now: Date): Record<string, unknown> {
     startedAt: job.startedAt?.toISOString() ?? null,
     endedAt: job.endedAt?.toISOString() ?? null,
     durationSeconds: ms === null ? null : ms / 1000,
-    timeoutSeconds: job.timeout ? durationFromMessage(job.timeout) / 1000 : null,
+    timeoutSeconds: job.timeout ? Math.round(durationToMs(job.timeout)) / 1000 : null,
     limits: {
       cpus: limits.cpus ?? null,
       memoryBytes: limits.memoryBytes ?? null,

@@ -9,7 +9,7 @@
 import { JobError } from '../../shared/errors.ts';
 import { CPU_LIST, jobSpecSchema } from '../../shared/job-spec-schema.ts';
 import type { JobSpec } from '../../shared/job.ts';
-import type { Duration } from '../generated/google/protobuf/duration.ts';
+import { msToDuration } from '../../shared/proto-duration.ts';
 import type { Limits, StartJobRequest } from '../generated/jobworker/v1/jobworker.ts';
 import { allStrings, lastString, optionKey } from './cli-args.ts';
 import type { ParsedOptions } from './cli-args.ts';
@@ -51,18 +51,6 @@ export function parseSize(flag: string, text: string): number {
   return bytes;
 }
 
-/** A per-second byte rate for a disk. Docker names a device (/dev/sda:10mb); the server picks it. */
-export function parseRate(flag: string, text: string): number {
-  if (text.includes(':')) {
-    throw bad(
-      flag,
-      text,
-      'give only the rate (10mb): the server applies it to the disks under the job',
-    );
-  }
-  return parseSize(flag, text);
-}
-
 /** A whole number above 0 (pids, IO operations per second). */
 export function parseCount(flag: string, text: string): number {
   if (!/^\d+$/.test(text.trim())) throw bad(flag, text, 'must be a whole number above 0');
@@ -72,16 +60,30 @@ export function parseCount(flag: string, text: string): number {
   return count;
 }
 
-export function parseIops(flag: string, text: string): number {
-  if (text.includes(':')) {
-    throw bad(
-      flag,
-      text,
-      'give only the rate (1000): the server applies it to the disks under the job',
-    );
-  }
-  return parseCount(flag, text);
+/**
+ * A disk rate flag. Docker's names a device (/dev/sda:10mb); here the server picks the disks (those
+ * under the job's filesystems), so only the rate is taken.
+ */
+function perDisk(
+  parse: (flag: string, text: string) => number,
+  example: string,
+): (flag: string, text: string) => number {
+  return (flag, text) => {
+    if (text.includes(':')) {
+      throw bad(
+        flag,
+        text,
+        `give only the rate (${example}): the server applies it to the disks under the job`,
+      );
+    }
+    return parse(flag, text);
+  };
 }
+
+/** Bytes per second: a size (10mb). */
+export const parseRate = perDisk(parseSize, '10mb');
+/** IO operations per second: a count. */
+export const parseIops = perDisk(parseCount, '1000');
 
 /** "0.5" → 0.5 cores. */
 export function parseCpus(flag: string, text: string): number {
@@ -132,10 +134,6 @@ export function parseDuration(flag: string, text: string, allowZero = false): nu
   if (ms < 0 || (ms === 0 && !allowZero)) throw bad(flag, text, 'must be more than 0');
   if (!Number.isSafeInteger(ms)) throw bad(flag, text, 'too long');
   return ms;
-}
-
-export function msToDuration(ms: number): Duration {
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }
 
 export const LIMIT_FLAGS: readonly LimitFlag[] = [

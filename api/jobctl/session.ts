@@ -12,6 +12,7 @@ import { probeTls } from './tls-probe.ts';
 import { resolveConnection } from './connection.ts';
 import type { Connection, ConnectionFlags } from './connection.ts';
 import { JobApi } from './job-api.ts';
+import { writeTo } from './write-to.ts';
 
 export interface SessionOptions {
   flags: ConnectionFlags;
@@ -19,20 +20,6 @@ export interface SessionOptions {
   verbose: boolean;
   stdout: Writable;
   stderr: Writable;
-}
-
-/** Writes and waits while the stream is full, so memory stays bounded whatever the job wrote. */
-export function writeTo(stream: Writable, data: Uint8Array | string): Promise<void> {
-  if (stream.write(data)) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
 }
 
 export class Session {

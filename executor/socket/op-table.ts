@@ -3,7 +3,8 @@
 // uid, cgroup or device: the executor derives those from job ids and its own config.
 // A test pins the list of ops, so adding one is a visible, reviewed change.
 import type { ExecutorOp, OutputChunk, OutputEnd } from '../../shared/executor-protocol.ts';
-import { JOB_ID, MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
+import { MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
+import { JOB_ID, JOB_ID_RULE } from '../../shared/job-id.ts';
 import { JOB_STATES } from '../../shared/job.ts';
 import { jobSpecSchema } from '../../shared/job-spec-schema.ts';
 import { integer, object, oneOf, optional, string } from '../../shared/schema.ts';
@@ -13,7 +14,7 @@ import type { JobRuntime } from '../runtime/job-runtime.ts';
 const jobId = string({
   maxBytes: 32,
   pattern: JOB_ID,
-  patternRule: 'a job id (32 lowercase hex characters)',
+  patternRule: JOB_ID_RULE,
 });
 /** Identities are certificate CNs: printable, no control characters. */
 const owner = string({

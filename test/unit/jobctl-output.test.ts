@@ -2,7 +2,8 @@
 // the status page, the --json object, and the exit code for each way a job can end.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EXIT, jobExitCode, startFailureExitCode } from '../../api/jobctl/exit-codes.ts';
+import { EXIT, startFailureExitCode } from '../../api/jobctl/exit-codes.ts';
+import { jobExitCode } from '../../api/jobctl/job-exit-code.ts';
 import {
   commandLine,
   humanBytes,

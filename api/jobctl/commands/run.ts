@@ -8,9 +8,11 @@ import {
   type Job,
   type StartJobRequest,
 } from '../../generated/jobworker/v1/jobworker.ts';
+import { durationToMs } from '../../../shared/proto-duration.ts';
 import { CliError } from '../cli-errors.ts';
 import { describeFailure } from '../failures.ts';
-import { EXIT, jobExitCode } from '../exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
+import { jobExitCode } from '../job-exit-code.ts';
 import { isConnectionDrop, RECONNECT_GIVE_UP_MS } from '../follow-output.ts';
 import { humanBytes, humanDuration } from '../format.ts';
 import type { Session } from '../session.ts';
@@ -28,7 +30,7 @@ function endNote(job: Job): string | undefined {
     case EndReason.END_REASON_OOM_KILLED:
       return `job ${job.id} was killed: out of memory${limit ? ` (limit ${humanBytes(limit)})` : ''}`;
     case EndReason.END_REASON_TIMED_OUT:
-      return `job ${job.id} was stopped: it ran past its timeout${job.timeout ? ` of ${humanDuration(job.timeout.seconds * 1000 + job.timeout.nanos / 1e6)}` : ''}`;
+      return `job ${job.id} was stopped: it ran past its timeout${job.timeout ? ` of ${humanDuration(durationToMs(job.timeout))}` : ''}`;
     case EndReason.END_REASON_STOPPED:
       return `job ${job.id} was stopped`;
     case EndReason.END_REASON_EXECUTOR_RESTARTED:
