@@ -1,6 +1,7 @@
 // The executor's configuration: the schema, with every default beside it. A config file holds
 // only what differs from these; unknown keys are refused by name; the result is frozen.
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { APP_ROOT } from '../shared/app-layout.ts';
 import { parseConfig, readConfigFile } from '../shared/config-file.ts';
 import { LOG_LEVELS } from '../shared/logger.ts';
 import type { LogLevel } from '../shared/logger.ts';
@@ -52,7 +53,7 @@ export const EXECUTOR_DEFAULTS: ExecutorConfig = {
   socketPath: '/run/jobworker/executor.sock',
   socketGroup: 'jobworker',
   cgroupName: 'jobworker',
-  helperPath: fileURLToPath(new URL('./helper/build/jobworker-helper', import.meta.url)),
+  helperPath: join(APP_ROOT, 'executor/helper/build/jobworker-helper'),
   maskPaths: ['/etc/jobworker'],
   jobUids: { first: 200_000, count: 10_000 },
   maxRunningJobs: 256,

@@ -1,8 +1,9 @@
-// `npm start` (as root): the whole local stack. Builds what is missing, makes a development PKI
-// on first run, starts the executor as root and the API as nobody, says how to run a first job,
-// and on Ctrl-C stops both, leaving nothing running.
+// `npm start` (as root): the whole local stack. npm start builds first (scripts/build.sh); this
+// script, itself compiled, makes a development PKI on first run, starts the compiled executor as
+// root and the compiled API as nobody with plain node (no transpiler in any of them), says how to
+// run a first job, and on Ctrl-C stops both, leaving nothing running.
 //
-//   sudo npm start [-- --listen 127.0.0.1:50051] [--dir .state/dev]
+//   sudo npm start [-- --listen 127.0.0.1:50051] [--dir .state/dev] [--cgroup-name jobworker-dev]
 //
 // Layout of DIR (default <checkout>/.state/dev; jobctl run from the checkout finds it):
 //   pki/                     CA, server certificate (localhost, 127.0.0.1, ::1), clients/dev.*
@@ -16,10 +17,18 @@ import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { compiledPath } from '../shared/app-layout.ts';
 import { CHECKOUT, DEV_CLIENT, DEV_DIR, DEV_LISTEN } from '../shared/dev-layout.ts';
 
 /** A group number no account uses: only the API gets it, and only it may open the socket. */
 const DEV_SOCKET_GID = '61100';
+
+interface Launched {
+  child: ChildProcess;
+  logPath: string;
+  /** The start of its log (stderr). */
+  earlyLog(): string;
+}
 
 /** Every process started here; none may outlive `npm start`, whatever happens. */
 const children: ChildProcess[] = [];
@@ -32,14 +41,15 @@ function fail(message: string): never {
 
 async function waitFor(
   what: string,
-  child: ChildProcess,
+  launched: Launched,
   ready: () => boolean | Promise<boolean>,
-  logPath: string,
 ): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (!(await ready())) {
-    if (child.exitCode !== null || Date.now() > deadline)
-      fail(`the ${what} did not start; see ${logPath}`);
+    if (launched.child.exitCode !== null || Date.now() > deadline) {
+      const last = launched.earlyLog().trim().split('\n').at(-1) ?? '';
+      fail(`the ${what} did not start${last ? `: ${last}` : ''}; see ${launched.logPath}`);
+    }
     await new Promise((done) => setTimeout(done, 100));
   }
 }
@@ -85,7 +95,7 @@ function firstJob(listen: string, dir: string): Promise<void> {
     const jobctl = spawn(
       process.execPath,
       [
-        join(CHECKOUT, 'api/jobctl/jobctl.js'),
+        compiledPath('api/jobctl/jobctl.ts'),
         'run',
         '--memory',
         '64m',
@@ -112,13 +122,13 @@ async function main(): Promise<void> {
     options: {
       listen: { type: 'string', default: DEV_LISTEN },
       dir: { type: 'string', default: DEV_DIR },
+      'cgroup-name': { type: 'string', default: 'jobworker-dev' },
     },
   });
   const dir = resolve(values.dir);
   if (process.getuid?.() !== 0)
     fail('run as root (sudo npm start): the executor creates cgroups and namespaces');
 
-  execFileSync('bash', [join(CHECKOUT, 'scripts/build-helper.sh')], { stdio: 'inherit' });
   // Traversable (0755) so that the API, as nobody, reaches the socket directory inside; the
   // socket directory itself, the state and the keys are closed to everyone else.
   await mkdir(dir, { recursive: true, mode: 0o755 });
@@ -145,7 +155,7 @@ async function main(): Promise<void> {
         stateDir: join(dir, 'state'),
         socketPath,
         socketGroup: DEV_SOCKET_GID,
-        cgroupName: 'jobworker-dev',
+        cgroupName: values['cgroup-name'],
         maskPaths: [dir],
       },
       null,
@@ -172,16 +182,22 @@ async function main(): Promise<void> {
     ),
   );
 
-  const launch = (name: string, entry: string, config: string) => {
+  /**
+   * The compiled entry point with plain node, as the systemd units run it, and the environment
+   * they give it: PATH and what the unit sets, nothing inherited from whoever ran npm start.
+   */
+  const launch = (
+    name: string,
+    entry: string,
+    config: string,
+    env: Record<string, string> = {},
+  ): Launched => {
     const logPath = join(dir, `${name}.log`);
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(CHECKOUT, entry), '--config', config],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        cwd: CHECKOUT,
-      },
-    );
+    const child = spawn(process.execPath, [compiledPath(entry), '--config', config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: CHECKOUT,
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+    });
     children.push(child);
     let early = '';
     child.stderr?.on('data', (data: Buffer) => {
@@ -190,15 +206,13 @@ async function main(): Promise<void> {
     child.stderr?.pipe(createWriteStream(logPath, { flags: 'a' }));
     return { child, logPath, earlyLog: () => early };
   };
-  const executor = launch('executor', 'executor/main.ts', executorConfig);
-  await waitFor('executor', executor.child, () => canConnect(socketPath), executor.logPath);
+  // As its unit does: msgpackr's optional native decoder is never loaded by the root process.
+  const executor = launch('executor', 'executor/main.ts', executorConfig, {
+    MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true',
+  });
+  await waitFor('executor', executor, () => canConnect(socketPath));
   const api = launch('api', 'api/main.ts', apiConfig);
-  await waitFor(
-    'API',
-    api.child,
-    () => api.earlyLog().includes('"msg":"api listening"'),
-    api.logPath,
-  );
+  await waitFor('API', api, () => api.earlyLog().includes('"msg":"api listening"'));
 
   console.log(`
 jobworker is running: API on ${values.listen} (TLS 1.3, client certificates), executor as root.

@@ -3,7 +3,13 @@
 // suite in a VM (scripts/vm/). Ends with the line `N passed, N failed` so that a run that
 // executed nothing is visible.
 //
-//   node --import tsx scripts/run-tests.ts all|unit|root|v2|checks [file-filter]
+//   npm test | npm run test:unit | npm run test:root -- [file-filter] | npm run test:v2
+//   TSX_DISABLE_CACHE=1 node --import tsx scripts/run-tests.ts all|unit|root|v2|checks [file-filter]
+//
+// The tests run TypeScript through tsx, as root: tsx must never use its disk cache, which lives
+// in <tmpdir>/tsx-<uid>, a directory any local user can create first and fill with code for root
+// to run. The npm scripts set TSX_DISABLE_CACHE=1; every process started from here inherits it.
+// The processes the tests start as the product (executor, API, jobctl) run the compiled build.
 import { spawn } from 'node:child_process';
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +20,13 @@ const part = (process.argv[2] ?? 'all') as Part;
 const fileFilter = process.argv[3];
 if (!['all', 'unit', 'root', 'v2', 'checks'].includes(part)) {
   console.error(`usage: run-tests.ts all|unit|root|v2|checks [file-filter]`);
+  process.exit(2);
+}
+if (import.meta.url.endsWith('.ts') && !process.env.TSX_DISABLE_CACHE) {
+  console.error(
+    'run-tests: tsx is using its disk cache (<tmpdir>/tsx-<uid>, which another user can create first); ' +
+      'run it through npm (npm test, npm run test:root -- FILTER) or with TSX_DISABLE_CACHE=1',
+  );
   process.exit(2);
 }
 
@@ -44,6 +57,14 @@ async function check(name: string, command: string, args: string[]): Promise<voi
     failed += 1;
     failures.push(name);
   }
+}
+
+/** The compiled build the root and v2 suites run (the executor, API and jobctl), once a run. */
+let built = false;
+async function build(): Promise<void> {
+  if (built) return;
+  built = true;
+  await check('build', 'bash', ['scripts/build.sh']);
 }
 
 function testFiles(dir: string): string[] {
@@ -142,7 +163,7 @@ if (part === 'all' || part === 'root') {
     failed += 1;
     failures.push('root suite (not root)');
   } else {
-    await check('build helper', 'bash', ['scripts/build-helper.sh']);
+    await build();
     const before = { passed, failed };
     await suite('test/root');
     partCounts('root suite (this host: cgroup v1/hybrid)', before);
@@ -157,6 +178,7 @@ if (part === 'all' || part === 'v2') {
     failed += 1;
     failures.push('v2 suite (not root)');
   } else {
+    await build();
     await vmSuite();
   }
   partCounts('v2 suite (VM: cgroup v2 only)', before);

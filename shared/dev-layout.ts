@@ -1,8 +1,9 @@
 // Where `npm start` (scripts/dev-stack.ts) keeps the local development stack, so that jobctl run
 // from the same checkout finds the API and a client certificate without any flag.
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { APP_ROOT } from './app-layout.ts';
 
-export const CHECKOUT = resolve(import.meta.dirname, '..');
+export const CHECKOUT = APP_ROOT;
 export const DEV_DIR = join(CHECKOUT, '.state', 'dev');
 export const DEV_LISTEN = '127.0.0.1:50051';
 /** The development identity: CN dev, role admin. */

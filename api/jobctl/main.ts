@@ -7,25 +7,23 @@ import type { Writable } from 'node:stream';
 import { format } from 'node:util';
 import { cac } from 'cac';
 import type { CAC, Command } from 'cac';
-import { CHECKOUT } from '../../shared/dev-layout.ts';
+import { APP_ROOT } from '../../shared/app-layout.ts';
 import { isOn, lastString, optionKey, protectArgv, unmark } from './cli-args.ts';
 import type { ArgvGrammar, ParsedOptions } from './cli-args.ts';
 import { UsageError } from './cli-errors.ts';
-import { listCommand } from './commands/list.ts';
-import { logsCommand } from './commands/logs.ts';
-import { runJob } from './commands/run.ts';
-import { startCommand } from './commands/start.ts';
-import { statusCommand } from './commands/status.ts';
-import { stopCommand } from './commands/stop.ts';
 import { bashCompletion } from './completion.ts';
 import { EXIT } from './exit-codes.ts';
-import { describeFailure } from './failures.ts';
 import { JOB_FLAGS, LIMIT_FLAGS, parseDuration, startRequestFromFlags } from './limit-flags.ts';
-import { STATE_BY_NAME } from './job-view.ts';
-import { Session } from './session.ts';
+import type { Session } from './session.ts';
+import { writeTo } from './write-to.ts';
+
+// Everything that talks to the server (the session, the commands, the gRPC error texts) loads
+// gRPC and the generated code, which take longer to load than node takes to start: those modules
+// are imported when a command first needs them, so that version, help, completion and a bad flag
+// answer as fast as node starts.
 
 export const VERSION = (
-  JSON.parse(readFileSync(join(CHECKOUT, 'package.json'), 'utf8')) as { version: string }
+  JSON.parse(readFileSync(join(APP_ROOT, 'package.json'), 'utf8')) as { version: string }
 ).version;
 
 function versionLine(): string {
@@ -69,7 +67,9 @@ interface Invocation {
   /** jobctl's environment, for `--env NAME`. */
   env: NodeJS.ProcessEnv;
   /** The session, made on first use with the connection flags given. */
-  session(options: ParsedOptions): Session;
+  session(options: ParsedOptions): Promise<Session>;
+  /** jobctl's stdout, written with back-pressure. */
+  out(text: string): Promise<void>;
 }
 
 /** cac calls an action with the positional arguments, then the options. */
@@ -126,13 +126,11 @@ function buildCli(invocation: Invocation): CAC {
     .example('  $ jobctl stop --grace 30s 3f2a9c0b1d2e')
     .example('  $ jobctl list -q | xargs jobctl stop')
     .action(
-      act((ids, options) => {
+      act(async (ids, options) => {
         const grace = lastString(options, 'grace');
-        return stopCommand(
-          session(options),
-          ids,
-          grace === undefined ? undefined : parseDuration('--grace', grace, true),
-        );
+        const graceMs = grace === undefined ? undefined : parseDuration('--grace', grace, true);
+        const { stopCommand } = await import('./commands/stop.ts');
+        return stopCommand(await session(options), ids, graceMs);
       }),
     );
 
@@ -142,7 +140,10 @@ function buildCli(invocation: Invocation): CAC {
     .example('  $ jobctl status 3f2a9c')
     .example('  $ jobctl status --json 3f2a9c | jq .exitCode')
     .action(
-      act(([id], options) => statusCommand(session(options), id ?? '', isOn(options, 'json'))),
+      act(async ([id], options) => {
+        const { statusCommand } = await import('./commands/status.ts');
+        return statusCommand(await session(options), id ?? '', isOn(options, 'json'));
+      }),
     );
 
   cli
@@ -151,7 +152,10 @@ function buildCli(invocation: Invocation): CAC {
     .example('  $ jobctl logs 3f2a9c')
     .example('  $ jobctl logs -f 3f2a9c 2>/dev/null | grep ERROR')
     .action(
-      act(([id], options) => logsCommand(session(options), id ?? '', isOn(options, 'follow'))),
+      act(async ([id], options) => {
+        const { logsCommand } = await import('./commands/logs.ts');
+        return logsCommand(await session(options), id ?? '', isOn(options, 'follow'));
+      }),
     );
 
   cli
@@ -166,7 +170,11 @@ function buildCli(invocation: Invocation): CAC {
     .example('  $ jobctl list -a --state failed --owner alice')
     .example('  $ jobctl list -a --json | jq -r ".[] | select(.exitCode != 0) | .id"')
     .action(
-      act((_args, options) => {
+      act(async (_args, options) => {
+        const [{ listCommand }, { STATE_BY_NAME }] = await Promise.all([
+          import('./commands/list.ts'),
+          import('./job-view.ts'),
+        ]);
         const stateText = lastString(options, 'state');
         const state = stateText === undefined ? undefined : STATE_BY_NAME[stateText];
         if (stateText !== undefined && state === undefined) {
@@ -174,7 +182,7 @@ function buildCli(invocation: Invocation): CAC {
             `--state ${JSON.stringify(stateText)}: must be one of ${Object.keys(STATE_BY_NAME).join(', ')}`,
           );
         }
-        return listCommand(session(options), {
+        return listCommand(await session(options), {
           all: isOn(options, 'all'),
           state,
           owner: lastString(options, 'owner'),
@@ -193,12 +201,12 @@ function buildCli(invocation: Invocation): CAC {
     .example('  $ source <(jobctl completion bash)')
     .example('  $ jobctl completion bash > /etc/bash_completion.d/jobctl')
     .action(
-      act(async ([shell], options) => {
+      act(async ([shell]) => {
         if (shell !== 'bash')
           throw new UsageError(
             `completion ${JSON.stringify(shell)}: only bash is supported (zsh: autoload bashcompinit && bashcompinit, then source the bash one)`,
           );
-        await session(options).out(bashCompletion(cli));
+        await invocation.out(bashCompletion(cli));
         return EXIT.ok;
       }),
     );
@@ -208,8 +216,8 @@ function buildCli(invocation: Invocation): CAC {
     .command('version', 'Print the version of jobctl')
     .example('  $ jobctl version')
     .action(
-      act(async (_args, options) => {
-        await session(options).out(versionLine());
+      act(async () => {
+        await invocation.out(versionLine());
         return EXIT.ok;
       }),
     );
@@ -227,14 +235,18 @@ function buildCli(invocation: Invocation): CAC {
   cli.option('--version', 'Print the version of jobctl');
   return cli;
 
-  function session(options: ParsedOptions): Session {
+  function session(options: ParsedOptions): Promise<Session> {
     return invocation.session(options);
   }
-  function run(options: ParsedOptions, detached: boolean): Promise<number> {
+  async function run(options: ParsedOptions, detached: boolean): Promise<number> {
     const request = startRequestFromFlags(options, invocation.jobArgv, invocation.env);
     const json = isOn(options, 'json');
-    if (detached || isOn(options, 'detach')) return startCommand(session(options), request, json);
-    return runJob(session(options), request);
+    if (detached || isOn(options, 'detach')) {
+      const { startCommand } = await import('./commands/start.ts');
+      return startCommand(await session(options), request, json);
+    }
+    const { runJob } = await import('./commands/run.ts');
+    return runJob(await session(options), request);
   }
 }
 
@@ -286,8 +298,11 @@ export async function main(io: Io): Promise<number> {
   const invocation: Invocation = {
     jobArgv: [],
     env: io.env,
-    session: (options) => {
-      session ??= new Session({
+    out: (text) => writeTo(io.stdout, text),
+    session: async (options) => {
+      if (session) return session;
+      const { Session } = await import('./session.ts');
+      session = new Session({
         flags: {
           server: lastString(options, 'server'),
           cert: lastString(options, 'cert'),
@@ -336,6 +351,7 @@ export async function main(io: Io): Promise<number> {
   } catch (error) {
     const isCac = error instanceof Error && error.name === 'CACError';
     const explained = !isCac && session ? await session.explain(error) : error;
+    const { describeFailure } = await import('./failures.ts');
     const failure = describeFailure(
       isCac ? new UsageError(usageMessage(error)) : explained,
       session?.failureContext(),
@@ -354,7 +370,7 @@ export async function main(io: Io): Promise<number> {
   }
 }
 
-/** For jobctl.js: run with the process's argv and streams, then exit with the code. */
+/** For the bin (jobctl.ts): run with the process's argv and streams, then exit with the code. */
 export async function runJobctl(): Promise<never> {
   // A reader that went away (jobctl logs … | head) ends jobctl quietly, as it would a shell tool.
   for (const stream of [process.stdout, process.stderr]) {

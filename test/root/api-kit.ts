@@ -4,6 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { compiledPath } from '../../shared/app-layout.ts';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import { JobServiceClient } from '../../api/generated/jobworker/v1/jobworker.ts';
@@ -122,7 +123,7 @@ export async function startStack(
       await writeFile(configPath, JSON.stringify({ ...config, listen: `127.0.0.1:${listen}` }));
     }
     api = trackChild(
-      spawn(process.execPath, ['--import', 'tsx', 'api/main.ts', '--config', configPath], {
+      spawn(process.execPath, [compiledPath('api/main.ts'), '--config', configPath], {
         stdio: ['ignore', 'ignore', 'pipe'],
       }),
     );

@@ -1,10 +1,12 @@
-// Runs the real executor process (executor/main.ts) with a test config, as root.
+// Runs the real executor process with a test config, as root: its compiled entry point with plain
+// node, as the systemd unit runs it (the root suite builds first).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
+import { compiledPath } from '../../shared/app-layout.ts';
 import { TEST_PREFIX, sleep } from './executor-kit.ts';
 
 /** A gid no account uses, so the test never edits /etc/group; only it may open the socket. */
@@ -66,7 +68,7 @@ async function launch(
 ): Promise<ExecutorProcess> {
   const socketPath = join(stateDir, 'run', 'executor.sock');
   const child = trackChild(
-    spawn(process.execPath, ['--import', 'tsx', 'executor/main.ts', '--config', configPath], {
+    spawn(process.execPath, [compiledPath('executor/main.ts'), '--config', configPath], {
       stdio: ['ignore', 'ignore', 'pipe'],
     }),
   );

@@ -43,7 +43,7 @@ leftovers('no helper, job init, test executor or marked job process is running',
         comm === 'jobworker-init' ||
         cmdline.startsWith(EXECUTOR_DEFAULTS.helperPath) ||
         cmdline.includes('jobworker-marker-') ||
-        (cmdline.includes('executor/main.ts') && cmdline.includes(TEST_PREFIX)),
+        (cmdline.includes('executor/main.') && cmdline.includes(TEST_PREFIX)),
     );
   // A job init orphaned by a killed executor is reaped by the system's init, which may take a
   // moment: a process still exiting is not a leftover, one that stays is.

@@ -44,7 +44,8 @@ executor(
   ({ x }) => {
     const leaf = join(x.cgroupDir, `${x.cgroupName}-executor`);
     assert.is(ownCgroupDir(x.pid), leaf);
-    // tsx's esbuild service: started before the cgroups were prepared, moved with the executor.
+    // Any child it started before the cgroups were prepared moved with it (the compiled
+    // executor starts none that early).
     const children = childrenOf(x.pid);
     for (const child of children) assert.is(ownCgroupDir(child), leaf, `child ${child}`);
     assert.is(cgroupFile(x.cgroupDir, 'cgroup.procs'), '');

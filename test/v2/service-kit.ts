@@ -1,4 +1,4 @@
-// The real executor process (executor/main.ts) run as a service with a delegated cgroup of its
+// The real executor process (compiled: dist/executor/main.js) run as a service with a delegated cgroup of its
 // own, next to the test: the test moves itself into a leaf of its cgroup, delegates the
 // controllers, and starts the executor alone in a sibling cgroup, as systemd starts a
 // Delegate=yes service. The executor must then make its own leaf and delegate further.
@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { compiledPath } from '../../shared/app-layout.ts';
 import { TEST_PREFIX } from '../root/executor-kit.ts';
 import { TEST_SOCKET_GID } from '../root/executor-process-kit.ts';
 import { cgroupFile, JOB_CONTROLLERS, words } from './kit.ts';
@@ -72,9 +73,7 @@ export async function startExecutorService(own: string): Promise<ExecutorService
       '-',
       cgroupDir,
       process.execPath,
-      '--import',
-      'tsx',
-      'executor/main.ts',
+      compiledPath('executor/main.ts'),
       '--config',
       configPath,
     ],
