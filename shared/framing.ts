@@ -1,16 +1,42 @@
 // Frames on the executor socket: a u32 big-endian length, then one msgpack value. The length is
 // checked against the maximum before a single byte of the body is kept, so a peer cannot make
 // either side buffer more than one maximum-size frame.
-import { Packr, Unpackr } from 'msgpackr';
+//
+// The executor decodes what a possibly compromised API sends, as root, so it uses msgpackr's plain
+// JavaScript build made for environments that forbid eval (`index-no-eval`): no native addon
+// (msgpackr's main entry loads msgpackr-extract, a compiled decoder, unless
+// MSGPACKR_NATIVE_ACCELERATION_DISABLED is set before it is imported) and no code generated at
+// run time (its main decoder compiles a reader with new Function for repeated record shapes).
+import { addExtension, Packr, Unpackr } from 'msgpackr/index-no-eval';
 
 /** About 1 MiB: a start request with the largest argv/env fits; output chunks are far smaller. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 const HEADER_BYTES = 4;
 
 // Records (msgpackr's structure extension) are off: each frame is plain msgpack that any
-// implementation reads, and no decoder state is shared between frames.
+// implementation reads. (msgpackr still reads a record definition inside a frame, as plain
+// objects, and forgets it with the frame: no decoder state is shared between frames.)
+// structuredClone is off explicitly: msgpackr refuses its reference extensions only when it is
+// false, not when unset.
 const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, structuredClone: false, mapsAsObjects: true });
+
+/**
+ * No msgpack extension type is part of the protocol, yet msgpackr decodes several by default:
+ * Date, Set, RegExp, Error, typed arrays, BigInt and the structured-clone references. In this copy
+ * of msgpackr (index-no-eval has an extension table of its own) each one now makes the frame
+ * undecodable. Type 0 stays: it is how the encoder writes an undefined value.
+ */
+const UNDEFINED_EXTENSION = 0;
+for (let type = 0; type <= 0xff; type += 1) {
+  if (type === UNDEFINED_EXTENSION) continue;
+  addExtension({
+    type,
+    unpack: () => {
+      throw new Error(`msgpack extension type ${type} is not part of the protocol`);
+    },
+  });
+}
 
 export class FrameError extends Error {
   constructor(message: string) {
