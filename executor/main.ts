@@ -3,9 +3,7 @@
 //
 //   executor [--config /etc/jobworker/executor.json]
 import { execFile } from 'node:child_process';
-import { access, constants, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../shared/config-file.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { Logger } from '../shared/logger.ts';
 import { detectCgroupDriver } from './cgroup/detect.ts';
@@ -14,15 +12,16 @@ import type { ExecutorConfig } from './config.ts';
 import { JobRuntime } from './runtime/job-runtime.ts';
 import { checkUidRangeUnused } from './runtime/uid-pool.ts';
 import { ExecutorServer } from './socket/executor-server.ts';
+import { checkTrustedExecutable, UntrustedExecutableError } from './trusted-executable.ts';
 
-/** Root runs this binary for every job: it must be root's, and nobody else may change it. */
+/** Root runs the helper for every job: it, and the path to it, must be root's alone. */
 async function checkHelper(path: string): Promise<void> {
-  const info = await stat(path).catch(() => {
-    throw new ConfigError(`helperPath: ${path} does not exist (run: npm run build:helper)`);
-  });
-  await access(path, constants.X_OK);
-  if (info.uid !== 0 || (info.mode & 0o022) !== 0) {
-    throw new ConfigError(`helperPath: ${path} must be owned by root and writable by nobody else`);
+  try {
+    await checkTrustedExecutable(path);
+  } catch (error) {
+    if (!(error instanceof UntrustedExecutableError)) throw error;
+    const missing = error.offendingPath === path && error.problem === 'does not exist';
+    throw new Error(`helperPath: ${error.message}${missing ? ' (run: npm run build)' : ''}`);
   }
 }
 
