@@ -18,9 +18,10 @@
 #
 # What it makes (modes are part of the security model, see SECURITY.md):
 #   group jobworker (system group, systemd-sysusers; /etc/sysusers.d/jobworker.conf)
-#   /opt/jobworker                 the checkout's tracked files, the runtime dependencies from its
-#                                  node_modules (package-lock.json's dependencies, plus tsx and
-#                                  @bufbuild/protobuf), the helper built there; root's, 0755/0644
+#   /opt/jobworker                 the checkout's tracked files, its compiled build (dist/, what
+#                                  the units run with plain node), the runtime dependencies from
+#                                  its node_modules (package-lock.json's dependencies), the helper
+#                                  built there; root's, 0755/0644
 #   /etc/jobworker                 0750 root:jobworker
 #     executor.json                0600 root:root      from deploy/executor.sample.json
 #     api.json                     0640 root:jobworker from deploy/api.sample.json
@@ -36,8 +37,9 @@
 # The executor makes its socket directory (/run/jobworker) itself.
 #
 # Needs: node (20 or newer, the one the units run), git and npm ci done in this checkout (the
-# dependencies are copied from its node_modules, so no network is needed), cc (the helper),
-# openssl, systemd-sysusers.
+# dependencies are copied from its node_modules, so no network is needed; the build uses its
+# TypeScript compiler), cc (the helper), openssl, systemd-sysusers. It builds the checkout first
+# (scripts/build.sh: dist/ and the helper, when out of date).
 set -euo pipefail
 umask 022
 
@@ -225,6 +227,11 @@ if [[ -n $import_pki ]]; then
   fi
 fi
 
+# The compiled build the units run (dist/), brought up to date in the checkout. It changes
+# nothing outside the checkout, so a dry run does it too.
+[[ -x $checkout/node_modules/.bin/tsc ]] || die "run npm ci in $checkout first (the build needs its TypeScript compiler)"
+bash "$checkout/scripts/build.sh" >/dev/null || die "the build failed (bash $checkout/scripts/build.sh)"
+
 if ((use_checkout)); then
   # Root runs this code: nobody else may be able to change any of it. The API, as nobody, must
   # be able to reach it.
@@ -238,7 +245,6 @@ if ((use_checkout)); then
   unsafe=$(find "$checkout" \( -path "$checkout/.git" -o -path "$checkout/.state" \) -prune -o \
     \( ! -user 0 -o -perm /022 \) ! -type l -print -quit)
   [[ -z $unsafe ]] || die "--use-checkout: $unsafe must be root's and writable by no one else"
-  [[ -f $checkout/node_modules/tsx/package.json ]] || die "--use-checkout: run npm ci in $checkout first"
 fi
 
 if ((dry_run)); then
@@ -296,10 +302,10 @@ const fail = (message) => {
 const read = (file) => JSON.parse(fs.readFileSync(path.join(checkout, file), 'utf8'));
 
 // Runtime dependencies: the closure of package.json's dependencies, resolved in
-// package-lock.json the way Node resolves node_modules. Two more are needed at run time whatever
-// package.json says of them: tsx (the units run `node --import tsx`) and @bufbuild/protobuf
-// (imported by the generated code in api/generated).
-const RUNTIME_TOO = ['tsx', '@bufbuild/protobuf'];
+// package-lock.json the way Node resolves node_modules. Left out: msgpackr's optional native
+// decoder, which the app never loads (shared/framing.ts uses msgpackr's plain JavaScript build),
+// so that no native addon is there for a root process to load.
+const NOT_INSTALLED = new Set(['msgpackr-extract']);
 const lock = read('package-lock.json');
 const packages = lock.packages ?? fail('package-lock.json has no "packages" (lockfile v2 or v3 needed)');
 const resolveIn = (from, name) => {
@@ -312,10 +318,11 @@ const resolveIn = (from, name) => {
   }
 };
 const wanted = new Set();
-const roots = [...Object.keys(read('package.json').dependencies ?? {}), ...RUNTIME_TOO];
+const roots = Object.keys(read('package.json').dependencies ?? {});
 const queue = roots.map((name) => ['', name, false]);
 while (queue.length > 0) {
   const [from, name, optional] = queue.shift();
+  if (NOT_INSTALLED.has(name)) continue;
   const found = resolveIn(from, name);
   if (found === undefined) {
     if (optional) continue;
@@ -341,6 +348,10 @@ const walk = (dir) => {
     } else if (entry.isFile() || entry.isSymbolicLink()) files.push(rel);
   }
 };
+// The compiled build, whole (scripts/build.sh has just brought it up to date).
+if (!fs.existsSync(path.join(checkout, 'dist', '.fingerprint')))
+  fail(`${checkout}/dist is not built: run bash scripts/build.sh there`);
+walk('dist');
 for (const pkg of [...wanted].sort()) {
   const entry = packages[pkg];
   const dir = path.join(checkout, pkg);
@@ -449,8 +460,8 @@ EOF
   changes=$((changes + $(cat "$work/app-changes")))
 fi
 
-# The helper, built where the units run it from (root's, writable by no one else: the executor
-# checks that before it runs it for every job).
+# The helper, built where the units run it from (root's and writable by no one else, as is every
+# directory above it: the executor refuses it otherwise).
 helper_src=$AR$appdir/executor/helper/jobworker-helper.c
 helper=$appdir/executor/helper/build/jobworker-helper
 build_helper() {

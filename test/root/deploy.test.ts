@@ -1,6 +1,7 @@
 // The deployment: scripts/install.sh and the systemd units of deploy/systemd/, with the real tools
 // (systemd-sysusers, openssl, cc, systemd-analyze). Every install goes into a temporary root under
-// /var/tmp (--root), never into the host's own /: the host's /etc/group is checked untouched.
+// /var/tmp or /var/lib (--root), never into the host's own /: the host's /etc/group is checked
+// untouched. The installed executor and API are started with their units' own command lines.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -22,10 +23,11 @@ import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseApiConfig } from '../../api/config.ts';
+import { ExecutorClient } from '../../api/executor-client.ts';
 import { parseExecutorConfig } from '../../executor/config.ts';
 import { CHECKOUT } from '../../shared/dev-layout.ts';
 import { TEST_PREFIX, sleep } from './executor-kit.ts';
-import { trackChild } from './executor-process-kit.ts';
+import { TEST_SOCKET_GID, trackChild } from './executor-process-kit.ts';
 
 const UNITS = [
   'jobworker-executor.service',
@@ -46,9 +48,13 @@ const cleanUp = () => {
 };
 process.on('exit', cleanUp);
 
-/** A new directory /var/tmp/jobworker-test-deploy-*, traversable so that nobody reaches inside. */
-function newDir(): string {
-  const dir = mkdtempSync(`/var/tmp/${TEST_PREFIX}deploy-`);
+/**
+ * A new directory <base>/jobworker-test-deploy-*, traversable so that nobody reaches inside. An
+ * app whose executor runs must be below /var/lib: below /var/tmp (world-writable) the executor
+ * rightly refuses its helper.
+ */
+function newDir(base: '/var/tmp' | '/var/lib' = '/var/tmp'): string {
+  const dir = mkdtempSync(`${base}/${TEST_PREFIX}deploy-`);
   temporary.push(dir);
   chmodSync(dir, 0o755);
   return dir;
@@ -186,7 +192,7 @@ const deploy = suite<Context>('deployment');
 
 deploy.before((context) => {
   context.aux = newDir();
-  context.root = newDir();
+  context.root = newDir('/var/lib');
   context.output = installOk(context.root, '--server-name', SERVER_NAME, '--server-ip', SERVER_IP);
   context.gid = groupId(context.root);
 });
@@ -271,25 +277,36 @@ deploy(
       return owner !== '0:0' || (Number.parseInt(mode, 8) & 0o022) !== 0;
     });
     assert.equal(writable, [], 'nothing in the app is writable by anyone but root');
-    for (const present of [
-      'tsx',
-      'esbuild',
-      '@grpc/grpc-js',
-      '@bufbuild/protobuf',
-      'msgpackr',
-      'pino',
-    ]) {
+    for (const present of ['@grpc/grpc-js', '@bufbuild/protobuf', 'msgpackr', 'pino', 'cac']) {
       assert.ok(
         existsSync(join(app, 'node_modules', present, 'package.json')),
         `${present} is there`,
       );
     }
-    for (const absent of ['typescript', 'eslint', 'prettier', 'uvu', 'ts-proto']) {
-      assert.not.ok(
-        existsSync(join(app, 'node_modules', absent)),
-        `${absent} (development) is not`,
+    // No transpiler, no development tool, and no native decoder for a root process to load.
+    for (const absent of [
+      'tsx',
+      'esbuild',
+      'typescript',
+      'eslint',
+      'prettier',
+      'uvu',
+      'ts-proto',
+      'msgpackr-extract',
+      '@msgpackr-extract',
+    ]) {
+      assert.not.ok(existsSync(join(app, 'node_modules', absent)), `${absent} is not`);
+    }
+    // The compiled build the units run, exactly the checkout's.
+    for (const compiled of ['executor/main.js', 'api/main.js', 'api/jobctl/jobctl.js']) {
+      assert.ok(
+        readFileSync(join(app, 'dist', compiled)).equals(
+          readFileSync(join(CHECKOUT, 'dist', compiled)),
+        ),
+        `dist/${compiled}`,
       );
     }
+    assertAttributes(root, 'opt/jobworker/dist/api/jobctl/jobctl.js', 0o755, 0);
     assertAttributes(root, 'opt/jobworker/scripts/pki.sh', 0o755, 0);
     assertAttributes(root, 'opt/jobworker/README.md', 0o644, 0);
     assert.not.ok(existsSync(join(app, '.git')));
@@ -297,19 +314,17 @@ deploy(
 );
 
 deploy(
-  'the installed app loads from its own node_modules (nothing from the checkout)',
+  'the installed build loads with plain node from its own node_modules (nothing from the checkout)',
   ({ root }) => {
     const modules = [
-      './executor/socket/executor-server.ts',
-      './executor/runtime/job-runtime.ts',
-      './api/api-server.ts',
-      './api/tls-credentials.ts',
+      './dist/executor/socket/executor-server.js',
+      './dist/executor/runtime/job-runtime.js',
+      './dist/api/api-server.js',
+      './dist/api/tls-credentials.js',
     ];
     const result = run(
       process.execPath,
       [
-        '--import',
-        'tsx',
         '--input-type=module',
         '-e',
         `${modules.map((module) => `await import('${module}');`).join(' ')} console.log('loaded');`,
@@ -317,6 +332,121 @@ deploy(
       join(root, 'opt/jobworker'),
     );
     assert.is(result.stdout.trim(), 'loaded', result.stderr);
+  },
+);
+
+interface UnitCommand {
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+}
+
+/**
+ * An installed unit's ExecStart=, Environment= and WorkingDirectory=, as systemd would run them,
+ * with the install root put before the app's paths (the unit names them as the target system
+ * sees them) and --config given another file.
+ */
+function unitCommand(root: string, unit: string, config: string): UnitCommand {
+  const text = readFileSync(join(root, 'etc/systemd/system', unit), 'utf8');
+  const setting = (name: string) =>
+    text
+      .split('\n')
+      .filter((line) => line.startsWith(`${name}=`))
+      .map((line) => line.slice(name.length + 1));
+  const [execStart = '', ...more] = setting('ExecStart');
+  assert.equal(more, [], `${unit}: one ExecStart=`);
+  const app = '/opt/jobworker';
+  const inRoot = (word: string) =>
+    word === app || word.startsWith(`${app}/`) ? join(root, word) : word;
+  const argv = execStart.split(' ').map(inRoot);
+  const configAt = argv.indexOf('--config') + 1;
+  assert.ok(configAt > 0, `${unit}: ExecStart= has --config`);
+  argv[configAt] = config;
+  const env = Object.fromEntries(
+    setting('Environment').map((assignment) => assignment.split('=', 2) as [string, string]),
+  );
+  return { argv, env, cwd: inRoot(setting('WorkingDirectory')[0] ?? '/') };
+}
+
+/** What a running process has loaded: no tsx anywhere, no native addon, no esbuild child. */
+function assertPlainNode(pid: number): void {
+  const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  assert.not.ok(
+    cmdline.some((arg) => arg.includes('tsx')),
+    cmdline.join(' '),
+  );
+  const addons = readFileSync(`/proc/${pid}/maps`, 'utf8')
+    .split('\n')
+    .filter((line) => line.endsWith('.node'));
+  assert.equal(addons, [], 'no native addon is loaded');
+  const children = readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .flatMap((name) => {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+        return ppid === String(pid) ? [readFileSync(`/proc/${name}/comm`, 'utf8').trim()] : [];
+      } catch {
+        return [];
+      }
+    });
+  assert.equal(children, [], 'no child process (no esbuild service)');
+}
+
+deploy(
+  "the installed executor, run by its unit's command line, serves jobs from the compiled build",
+  async ({ root, aux }) => {
+    const config = join(aux, 'executor-test.json');
+    const cgroupName = `${TEST_PREFIX}deploy-${process.pid}`;
+    writeFileSync(
+      config,
+      JSON.stringify({
+        stateDir: join(aux, 'executor-state'),
+        socketPath: join(aux, 'executor-run', 'executor.sock'),
+        socketGroup: String(TEST_SOCKET_GID),
+        cgroupName,
+        maskPaths: [aux],
+        stopGraceMs: 500,
+      }),
+    );
+    const command = unitCommand(root, 'jobworker-executor.service', config);
+    assert.equal(command.env, { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' });
+    const [program = '', ...args] = command.argv;
+    const child = trackChild(
+      spawn(program, args, {
+        cwd: command.cwd,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...command.env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    );
+    let log = '';
+    child.stderr?.on('data', (data: Buffer) => (log += data.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const client = new ExecutorClient(join(aux, 'executor-run', 'executor.sock'));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!log.includes('"executor listening"')) {
+        assert.ok(
+          child.exitCode === null && Date.now() < deadline,
+          `the executor did not listen:\n${log}`,
+        );
+        await sleep(50);
+      }
+      assertPlainNode(child.pid ?? 0);
+      const job = await client.startJob(
+        { argv: ['echo', 'hello from the installed build'] },
+        'deployer',
+      );
+      let output = '';
+      for await (const event of client.readOutput(job.id, 0)) {
+        if ('chunk' in event) output += Buffer.from(event.chunk.data).toString();
+      }
+      assert.is(output, 'hello from the installed build\n');
+    } finally {
+      client.close();
+      child.kill('SIGTERM');
+    }
+    assert.is(await exited, 0, log);
   },
 );
 
@@ -347,6 +477,7 @@ async function runApiAsNobody(
   mkdirSync(tmp, { recursive: true, mode: 0o1777 });
   chmodSync(tmp, 0o1777);
   const groupArgs = groups.length > 0 ? [`--groups=${groups.join(',')}`] : ['--clear-groups'];
+  const command = unitCommand(root, 'jobworker-api.service', configPath);
   const child = trackChild(
     spawn(
       'setpriv',
@@ -357,16 +488,11 @@ async function runApiAsNobody(
         '--inh-caps=-all',
         '--no-new-privs',
         '--',
-        process.execPath,
-        '--import',
-        'tsx',
-        'api/main.ts',
-        '--config',
-        configPath,
+        ...command.argv,
       ],
       {
-        cwd: join(root, 'opt/jobworker'),
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: tmp },
+        cwd: command.cwd,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: tmp, ...command.env },
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     ),
@@ -467,8 +593,8 @@ deploy('systemd-analyze verify passes on every installed unit', ({ root }) => {
   assert.is(verify.status, 0);
   // Every path the units name exists in the installed tree.
   for (const path of [
-    'opt/jobworker/executor/main.ts',
-    'opt/jobworker/api/main.ts',
+    'opt/jobworker/dist/executor/main.js',
+    'opt/jobworker/dist/api/main.js',
     'opt/jobworker/scripts/pki.sh',
     'etc/jobworker/executor.json',
     'etc/jobworker/api.json',
@@ -476,7 +602,10 @@ deploy('systemd-analyze verify passes on every installed unit', ({ root }) => {
   ]) {
     assert.ok(existsSync(join(root, path)), path);
   }
-  assert.match(readFileSync(units[0] ?? '', 'utf8'), `ExecStart=${process.execPath} --import tsx`);
+  assert.match(
+    readFileSync(units[0] ?? '', 'utf8'),
+    `ExecStart=${process.execPath} /opt/jobworker/dist/executor/main.js --config`,
+  );
 });
 
 deploy(
@@ -613,7 +742,7 @@ deploy('an existing configuration is never overwritten (its owner and mode are s
   );
   // --use-checkout: the units run the checkout, and nothing is copied.
   const unit = readFileSync(join(root, 'etc/systemd/system/jobworker-executor.service'), 'utf8');
-  assert.match(unit, `--import tsx ${eligibleCheckout()}/executor/main.ts`);
+  assert.match(unit, ` ${eligibleCheckout()}/dist/executor/main.js --config`);
   assert.match(unit, `WorkingDirectory=${eligibleCheckout()}\n`);
   assert.not.ok(existsSync(join(root, 'opt')));
 });
