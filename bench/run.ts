@@ -227,3 +227,4 @@ try {
 } finally {
   await stack.close();
 }
+await import('./jobctl-startup.ts');
