@@ -2,7 +2,7 @@
 // against `node -e 0`, run alternately in this process tree so that both meet the same load.
 // Its target is at most twice node's own start.
 import { spawn } from 'node:child_process';
-import { compiledPath } from '../shared/app-layout.ts';
+import { JOBCTL_BIN } from '../shared/app-layout.ts';
 
 const RUNS = 40;
 const TARGET_RATIO = 2;
@@ -29,7 +29,7 @@ const median = (samples: number[]) => {
 };
 
 const node = ['-e', '0'];
-const jobctl = [compiledPath('api/jobctl/jobctl.ts'), 'version'];
+const jobctl = [JOBCTL_BIN, 'version'];
 for (let i = 0; i < 3; i += 1) {
   await timeRun(node);
   await timeRun(jobctl);

@@ -17,7 +17,7 @@ import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { compiledPath } from '../shared/app-layout.ts';
+import { compiledPath, JOBCTL_BIN } from '../shared/app-layout.ts';
 import { CHECKOUT, DEV_CLIENT, DEV_DIR, DEV_LISTEN } from '../shared/dev-layout.ts';
 
 /** A group number no account uses: only the API gets it, and only it may open the socket. */
@@ -94,16 +94,7 @@ function firstJob(listen: string, dir: string): Promise<void> {
   return new Promise((resolve) => {
     const jobctl = spawn(
       process.execPath,
-      [
-        compiledPath('api/jobctl/jobctl.ts'),
-        'run',
-        '--memory',
-        '64m',
-        '--cpus',
-        '0.5',
-        '--',
-        ...FIRST_JOB,
-      ],
+      [JOBCTL_BIN, 'run', '--memory', '64m', '--cpus', '0.5', '--', ...FIRST_JOB],
       {
         stdio: ['ignore', 'inherit', 'inherit'],
         env: { ...process.env, JOBCTL_SERVER: listen, JOBCTL_DEV_DIR: dir },

@@ -1,13 +1,19 @@
 // Where the app's own files are. Its code runs from two places: the TypeScript sources (tests and
-// scripts, through tsx) and the JavaScript `npm run build` compiles into dist/, which is what
-// production, `npm start` and the jobctl bin run with plain node. dist/ mirrors the source tree,
-// so a module knows the app's root from its own location and whether it was compiled.
-import { join, resolve } from 'node:path';
+// scripts, through tsx) and the JavaScript `npm run build` makes in dist/, which is what
+// production, `npm start` and the jobctl bin run with plain node. A module finds the app's root
+// from its own location: a source file lies in a folder of the root; compiled code lies below
+// dist/ (tsc's output mirrors the source tree; jobctl is bundled into dist/jobctl/jobctl.cjs).
+import { dirname, join, resolve, sep } from 'node:path';
 
-const COMPILED = import.meta.url.endsWith('.js');
+const here = import.meta.dirname;
+const compiled = !import.meta.url.endsWith('.ts');
+const buildDirAt = here.split(sep).lastIndexOf('dist');
 
 /** The checkout, or the installed app (/opt/jobworker): the directory of package.json. */
-export const APP_ROOT = resolve(import.meta.dirname, COMPILED ? '../..' : '..');
+export const APP_ROOT =
+  compiled && buildDirAt > 0
+    ? dirname(here.split(sep).slice(0, buildDirAt + 1).join(sep))
+    : resolve(here, '..');
 
 /** The build's output: dist/<source path>.js for every compiled source file. */
 export const BUILD_DIR = join(APP_ROOT, 'dist');
@@ -16,3 +22,6 @@ export const BUILD_DIR = join(APP_ROOT, 'dist');
 export function compiledPath(source: string): string {
   return join(BUILD_DIR, source.replace(/\.ts$/, '.js'));
 }
+
+/** The jobctl bin: api/jobctl/jobctl.ts compiled, then bundled (it starts faster as one file). */
+export const JOBCTL_BIN = join(BUILD_DIR, 'jobctl', 'jobctl.cjs');

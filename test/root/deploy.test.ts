@@ -298,7 +298,7 @@ deploy(
       assert.not.ok(existsSync(join(app, 'node_modules', absent)), `${absent} is not`);
     }
     // The compiled build the units run, exactly the checkout's.
-    for (const compiled of ['executor/main.js', 'api/main.js', 'api/jobctl/jobctl.js']) {
+    for (const compiled of ['executor/main.js', 'api/main.js', 'jobctl/jobctl.cjs']) {
       assert.ok(
         readFileSync(join(app, 'dist', compiled)).equals(
           readFileSync(join(CHECKOUT, 'dist', compiled)),
@@ -306,7 +306,7 @@ deploy(
         `dist/${compiled}`,
       );
     }
-    assertAttributes(root, 'opt/jobworker/dist/api/jobctl/jobctl.js', 0o755, 0);
+    assertAttributes(root, 'opt/jobworker/dist/jobctl/jobctl.cjs', 0o755, 0);
     assertAttributes(root, 'opt/jobworker/scripts/pki.sh', 0o755, 0);
     assertAttributes(root, 'opt/jobworker/README.md', 0o644, 0);
     assert.not.ok(existsSync(join(app, '.git')));

@@ -22,7 +22,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compiledPath } from '../../shared/app-layout.ts';
+import { compiledPath, JOBCTL_BIN } from '../../shared/app-layout.ts';
 import { CHECKOUT } from '../../shared/dev-layout.ts';
 import { sleep, TEST_PREFIX } from './executor-kit.ts';
 import { trackChild } from './executor-process-kit.ts';
@@ -309,7 +309,7 @@ hostile(
     assert.match(out, /hello from job-[0-9a-f]+ as uid \d+/, 'its first job ran, through jobctl');
 
     // jobctl as people run it: the bin, as root against the stack, and as nobody.
-    const jobctl = compiledPath('api/jobctl/jobctl.ts');
+    const jobctl = JOBCTL_BIN;
     const env = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       JOBCTL_SERVER: `127.0.0.1:${port}`,

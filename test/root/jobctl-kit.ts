@@ -1,15 +1,15 @@
-// Driving the real jobctl (the package's bin, compiled: dist/api/jobctl/jobctl.js) against a real stack, as a
+// Driving the real jobctl (the package's bin, compiled and bundled: dist/jobctl/jobctl.cjs) against a real stack, as a
 // person would from a shell: its own process, argv, environment, exit code, stdout and stderr.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compiledPath } from '../../shared/app-layout.ts';
+import { JOBCTL_BIN } from '../../shared/app-layout.ts';
 import { startStack } from './api-kit.ts';
 import type { Stack, Who } from './api-kit.ts';
 import { sleep, TEST_PREFIX } from './executor-kit.ts';
 
-export const JOBCTL = compiledPath('api/jobctl/jobctl.ts');
+export const JOBCTL = JOBCTL_BIN;
 /** How long a test waits for something that must happen before it calls it a hang. */
 const HANG_MS = 60_000;
 
