@@ -3,17 +3,16 @@
 // production, `npm start` and the jobctl bin run with plain node. A module finds the app's root
 // from its own location: a source file lies in a folder of the root; compiled code lies below
 // dist/ (tsc's output mirrors the source tree; jobctl is bundled into dist/jobctl/jobctl.cjs).
-import { dirname, join, resolve, sep } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 
 const here = import.meta.dirname;
 const compiled = !import.meta.url.endsWith('.ts');
-const buildDirAt = here.split(sep).lastIndexOf('dist');
+const parts = here.split(sep);
+const buildDirAt = parts.lastIndexOf('dist');
 
 /** The checkout, or the installed app (/opt/jobworker): the directory of package.json. */
 export const APP_ROOT =
-  compiled && buildDirAt > 0
-    ? dirname(here.split(sep).slice(0, buildDirAt + 1).join(sep))
-    : resolve(here, '..');
+  compiled && buildDirAt > 0 ? parts.slice(0, buildDirAt).join(sep) || sep : resolve(here, '..');
 
 /** The build's output: dist/<source path>.js for every compiled source file. */
 export const BUILD_DIR = join(APP_ROOT, 'dist');
