@@ -191,7 +191,8 @@ try {
     'MiB/s',
   );
 } finally {
-  await runtime.shutdown(100);
+  await runtime.drain(100);
+  await runtime.close();
   await rm(stateDir, { recursive: true, force: true });
 }
 

@@ -77,8 +77,19 @@ const nullable =
   (value, field) =>
     value === null ? null : check(value, field);
 
+/** Each job's keeper listens on <stateDir>/jobs/<32 hex>/keeper.sock: 50 bytes after stateDir. */
+const KEEPER_SOCKET_SUFFIX_BYTES = '/jobs/'.length + 32 + '/keeper.sock'.length;
+
 const fileSchema = object({
-  stateDir: optional(absolutePath),
+  stateDir: optional((value, field) => {
+    const path = absolutePath(value, field);
+    if (Buffer.byteLength(path) > 107 - KEEPER_SOCKET_SUFFIX_BYTES)
+      throw invalid(
+        field,
+        `must be at most ${107 - KEEPER_SOCKET_SUFFIX_BYTES} bytes (job keepers' Unix sockets live below it)`,
+      );
+    return path;
+  }),
   // sun_path holds 108 bytes including the terminating NUL.
   socketPath: optional((value, field) => {
     const path = absolutePath(value, field);

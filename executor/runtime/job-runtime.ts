@@ -1,7 +1,7 @@
 // The job runtime ("worker library"): start, stop, get, list and read output of jobs. Used by the
 // executor's socket handlers, and usable in-process (the root tests drive it directly too).
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, realpath } from 'node:fs/promises';
+import { chown, mkdir, realpath, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ListArgs, ListResult, OutputChunk } from '../../shared/executor-protocol.ts';
@@ -16,6 +16,8 @@ import type { ExecutorConfig } from '../config.ts';
 import { effectiveLimits, effectiveTimeout } from './effective-limits.ts';
 import { describeStartError } from './job-end.ts';
 import { JobStore } from './job-store.ts';
+import { reconnectKeeper } from './keeper-link.ts';
+import { readKeeperStatus } from './keeper-status.ts';
 import { OutputLog } from './output-log.ts';
 import { jobsToDelete } from './retention.ts';
 import { RunningJob } from './running-job.ts';
@@ -26,6 +28,8 @@ const RETENTION_INTERVAL_MS = 60_000;
 
 /** Inside every job: the writable directory, also the default working directory and $HOME. */
 export const JOB_DIR = '/job';
+/** Below this much free space on the state filesystem, new jobs are refused (records, status). */
+const MIN_FREE_STATE_BYTES = 1024 * 1024;
 /** A list page leaves a quarter of the frame for the envelope and one oversized record. */
 const LIST_PAGE_BYTES = (MAX_FRAME_BYTES * 3) / 4;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -57,6 +61,14 @@ async function existingRealPath(path: string): Promise<string | null> {
   }
 }
 
+function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+const STATE_FULL =
+  "the executor's state filesystem is full; no job can be started until space is freed";
+
 export class JobRuntime {
   private readonly config: Readonly<ExecutorConfig>;
   private readonly cgroups: CgroupDriver;
@@ -66,6 +78,8 @@ export class JobRuntime {
   private readonly jobs = new Map<string, JobEntry>();
   private maskPaths: string[] = [];
   private ioDevices: Promise<BlockDevice[]> | null = null;
+  /** Starts between their cap check and their entry in `jobs`: the running-job cap counts them. */
+  private starting = 0;
   private closing = false;
   private sweeping = false;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -79,37 +93,31 @@ export class JobRuntime {
   }
 
   /**
-   * Loads stored jobs and sweeps what an earlier executor left: its running jobs are recorded as
-   * ended (executor-restarted), their processes killed and cgroups removed, their output kept.
+   * Loads stored jobs and takes over what an earlier executor left: a job whose keeper still runs
+   * is followed again; one that ended meanwhile is recorded from its keeper's status file; one
+   * whose keeper is gone (killed, or the host restarted) is recorded executor-restarted. Then job
+   * cgroups of no live job are swept.
    */
   static async open(parts: RuntimeParts): Promise<JobRuntime> {
     const runtime = new JobRuntime(parts);
     await runtime.store.init();
-    const swept = await parts.cgroups.prepare();
-    if (swept.length > 0)
-      parts.logger.warn({ jobs: swept }, 'killed and removed job cgroups left by an earlier run');
-    for (const record of await runtime.store.loadAll()) {
-      if (record.state === 'RUNNING') {
-        const log = await OutputLog.openFinished(
-          runtime.store.jobDir(record.id),
-          record.outputTruncated,
-        ).catch(() => null);
-        Object.assign(record, {
-          state: 'FAILED',
-          endReason: 'executor-restarted',
-          endedAt: Date.now(),
-          outputBytes: log?.size ?? record.outputBytes,
-        } satisfies Partial<JobRecord>);
-        await log?.close();
-        await runtime.store.removeWorkDir(record.id);
-        await runtime.store.save(record);
-        parts.logger.warn(
-          { job: record.id },
-          'job was running when the executor stopped; marked executor-restarted',
-        );
-      }
-      runtime.jobs.set(record.id, { record, running: null, liveLog: null });
+    const records = await runtime.store.loadAll();
+    const adopted = new Set<string>();
+    const settling: Promise<unknown>[] = [];
+    for (const record of records) {
+      const entry: JobEntry = { record, running: null, liveLog: null };
+      runtime.jobs.set(record.id, entry);
+      if (record.state !== 'RUNNING') continue;
+      const running = await runtime.takeOver(entry);
+      if (running) adopted.add(record.id);
+      else settling.push(runtime.settleOrphan(entry));
     }
+    // Only now are the cgroups of jobs that are gone swept: the orphans' cleanup reads theirs.
+    await Promise.all(settling);
+    const swept = await parts.cgroups.prepare(adopted);
+    if (swept.length > 0)
+      parts.logger.warn({ jobs: swept }, 'killed and removed job cgroups of no live job');
+    if (adopted.size > 0) parts.logger.info({ jobs: adopted.size }, 'took over running jobs');
     // Hidden inside every job: the executor's state, its socket directory and configured paths
     // (keys, config). Resolved here so that the helper masks what the job would really reach.
     const wanted = [
@@ -127,6 +135,38 @@ export class JobRuntime {
     return runtime;
   }
 
+  /** Finds the keeper of a job recorded as running and follows the job again; null if gone. */
+  private async takeOver(entry: JobEntry): Promise<RunningJob | null> {
+    const { id } = entry.record;
+    if ((await readKeeperStatus(this.store.jobDir(id)).catch(() => null)) !== null) return null;
+    const identity = await this.store.loadKeeperIdentity(id);
+    const link = identity && (await reconnectKeeper(this.store.jobDir(id), identity, this.logger));
+    if (!identity || !link) return null;
+    const { uid } = await link.job;
+    this.uids.claim(uid);
+    const running = await RunningJob.adopt(this.jobParts(entry.record), link, identity);
+    entry.running = running;
+    entry.liveLog = running.log;
+    void running.ended.then(() => this.onEnded(entry, uid));
+    return running;
+  }
+
+  /** Records a job that was running when an earlier executor stopped and has no keeper now. */
+  private async settleOrphan(entry: JobEntry): Promise<void> {
+    const record = await RunningJob.settleWithoutKeeper(this.jobParts(entry.record));
+    entry.record = record;
+  }
+
+  private jobParts(record: JobRecord) {
+    return {
+      helperPath: this.config.helperPath,
+      logger: this.logger,
+      store: this.store,
+      cgroup: this.cgroups.existing(record.id),
+      record,
+    };
+  }
+
   /** Deletes the ended jobs the retention policy no longer keeps: their records and output. */
   async applyRetention(): Promise<string[]> {
     if (this.sweeping) return [];
@@ -140,7 +180,11 @@ export class JobRuntime {
       for (const id of doomed) {
         // A reader still streaming the job keeps its open files; the kernel frees them after.
         this.jobs.delete(id);
-        await this.store.remove(id);
+        await this.store
+          .remove(id)
+          .catch((error: unknown) =>
+            this.logger.error({ job: id, err: error }, 'retention: cannot delete a job'),
+          );
       }
       if (doomed.length > 0)
         this.logger.info({ deleted: doomed.length }, 'retention: deleted ended jobs');
@@ -164,7 +208,8 @@ export class JobRuntime {
   async start(rawSpec: unknown, owner: string): Promise<JobRecord> {
     if (this.closing) throw new JobError('failed-precondition', 'the executor is shutting down');
     const spec: JobSpec = jobSpecSchema(rawSpec, 'spec');
-    if (this.runningCount >= this.config.maxRunningJobs) {
+    // The cap is taken before the first await: concurrent starts cannot all pass the check.
+    if (this.runningCount + this.starting >= this.config.maxRunningJobs) {
       throw new JobError(
         'resource-exhausted',
         `the executor already runs its maximum of ${this.config.maxRunningJobs} jobs`,
@@ -172,22 +217,29 @@ export class JobRuntime {
     }
     const limits = effectiveLimits(spec.limits ?? {}, this.config);
     const timeoutMs = effectiveTimeout(spec, this.config);
+    this.starting += 1;
+    let counted = true;
+    const uncount = () => {
+      if (counted) this.starting -= 1;
+      counted = false;
+    };
     const id = randomBytes(16).toString('hex');
-    const uid = this.uids.acquire();
+    let uid: number | null = null;
     const workingDir = spec.workingDir ?? JOB_DIR;
     let cgroup: JobCgroup | null = null;
-    let log: OutputLog | null = null;
+    let created = false;
     try {
+      await this.checkStateSpace();
+      uid = this.uids.acquire();
+      const jobUid = uid;
       // The job's directories and its cgroups do not depend on each other: make them at once.
       const [files, cgroups] = await Promise.allSettled([
-        this.prepareJobFiles(id, uid),
+        this.prepareJobFiles(id, jobUid).finally(() => (created = true)),
         this.ioDevicesFor(limits).then((devices) => this.cgroups.create(id, limits, devices)),
       ]);
       if (cgroups.status === 'fulfilled') cgroup = cgroups.value;
-      if (files.status === 'fulfilled') log = files.value.log;
       if (files.status === 'rejected') throw files.reason;
       if (cgroups.status === 'rejected') throw cgroups.reason;
-      const { workDir } = files.value;
       const createdCgroup = cgroups.value;
       const record: JobRecord = {
         id,
@@ -208,72 +260,81 @@ export class JobRuntime {
         outputBytes: 0,
         outputTruncated: false,
       };
+      // Saved before the keeper exists: a restart always finds a record for a running keeper.
       await this.store.save(record);
       const env = { PATH: DEFAULT_PATH, HOME: JOB_DIR, ...spec.env };
-      const job = new RunningJob({
-        config: this.config,
-        logger: this.logger,
-        store: this.store,
-        cgroup: createdCgroup,
-        log: files.value.log,
-        record,
-        helperSpec: {
-          uid,
-          gid: uid,
+      const entry: JobEntry = { record, running: null, liveLog: null };
+      const { job, result } = await RunningJob.launch(
+        {
+          helperPath: this.config.helperPath,
+          logger: this.logger,
+          store: this.store,
+          cgroup: createdCgroup,
+          record,
+        },
+        {
+          uid: jobUid,
+          gid: jobUid,
           hostname: `job-${id.slice(0, 12)}`,
-          workdir: workDir,
+          workdir: files.value.workDir,
           cwd: workingDir,
           tmpSizeBytes: this.config.tmpSizeBytes,
+          outputMaxBytes: this.config.maxOutputBytes,
+          timeoutMs,
+          timeoutGraceMs: this.config.stopGraceMs,
           cgroupDirs: createdCgroup.joinDirs,
           maskPaths: this.maskPaths,
           argv: spec.argv,
           env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
         },
-      });
-      const entry: JobEntry = { record, running: job, liveLog: files.value.log };
-      this.jobs.set(id, entry);
+      );
       cgroup = null; // owned by the running job from here on
-      log = null;
-      const result = await job.launch();
-      void job.ended.then(() => this.onEnded(entry, uid));
+      entry.running = job;
+      entry.liveLog = job.log;
+      this.jobs.set(id, entry);
+      uncount();
+      void job.ended.then(() => this.onEnded(entry, jobUid));
       if (!result.started) {
         await job.ended;
+        if (result.error.errno === 'ENOSPC') throw new JobError('resource-exhausted', STATE_FULL);
         throw new JobError(
           'start-failed',
           describeStartError(result.error, spec.argv[0] ?? '', workingDir),
-          {
-            jobId: id,
-            errno: result.error.errno,
-          },
+          { jobId: id, errno: result.error.errno },
         );
       }
       return structuredClone(record);
     } catch (error) {
-      if (cgroup || log || !this.jobs.has(id)) {
+      uncount();
+      if (!this.jobs.has(id)) {
         // Failed before the job existed: undo everything, record nothing.
-        this.uids.release(uid);
-        await log?.close();
+        if (uid !== null) this.uids.release(uid);
         await cgroup
           ?.remove()
           .catch((cause: unknown) =>
             this.logger.error({ err: cause, job: id }, 'cannot remove cgroup'),
           );
-        await this.store.remove(id).catch(() => undefined);
+        if (created) await this.store.remove(id).catch(() => undefined);
       }
+      if (isDiskFull(error)) throw new JobError('resource-exhausted', STATE_FULL);
       throw error;
     }
   }
 
-  /** The job's state directory, its writable directory (owned by its uid) and its output log. */
-  private async prepareJobFiles(
-    id: string,
-    uid: number,
-  ): Promise<{ workDir: string; log: OutputLog }> {
-    const dir = await this.store.createJobDir(id);
+  /** Refuses a start while the state filesystem has no room for the job's record and status. */
+  private async checkStateSpace(): Promise<void> {
+    const fs = await statfs(this.config.stateDir);
+    if (fs.bavail * fs.bsize < MIN_FREE_STATE_BYTES || (fs.files > 0 && fs.ffree < 16))
+      throw new JobError('resource-exhausted', STATE_FULL);
+  }
+
+  /** The job's state directory and its writable directory (owned by its uid). */
+  private async prepareJobFiles(id: string, uid: number): Promise<{ workDir: string }> {
+    await this.store.createJobDir(id);
     const workDir = this.store.workDir(id);
     await mkdir(workDir, { mode: 0o700 });
     await chown(workDir, uid, uid);
-    return { workDir, log: await OutputLog.create(dir, this.config.maxOutputBytes) };
+    return { workDir };
   }
 
   /**
@@ -323,7 +384,7 @@ export class JobRuntime {
         { field: 'graceMs' },
       );
     }
-    if (entry.running) await entry.running.stop('stopped', graceMs);
+    if (entry.running) await entry.running.stop(graceMs);
     return structuredClone(entry.record);
   }
 
@@ -341,8 +402,8 @@ export class JobRuntime {
     const running = entry.running;
     if (running) {
       record.usage = await running.cgroup.readUsage().catch(() => null);
-      record.outputBytes = running.log.size;
-      record.outputTruncated = running.log.truncated;
+      record.outputBytes = running.log?.size ?? 0;
+      record.outputTruncated = running.log?.truncated ?? false;
     }
     return record;
   }
@@ -376,7 +437,7 @@ export class JobRuntime {
     for (; index < matching.length && jobs.length < limit; index += 1) {
       const { record, running } = matching[index] as JobEntry;
       const copy = structuredClone(record);
-      if (running) copy.outputBytes = running.log.size;
+      if (running?.log) copy.outputBytes = running.log.size;
       bytes += encodedSize(copy);
       if (bytes > LIST_PAGE_BYTES && jobs.length > 0) break;
       jobs.push(copy);
@@ -391,8 +452,17 @@ export class JobRuntime {
   async *readOutput(id: string, offset: number, signal?: AbortSignal): AsyncGenerator<OutputChunk> {
     const entry = this.entry(id);
     const live = entry.liveLog;
-    const log =
-      live ?? (await OutputLog.openFinished(this.store.jobDir(id), entry.record.outputTruncated));
+    const log = live ?? (await this.openEndedLog(entry.record));
+    if (log === null) {
+      // A job that failed before its keeper made any output files has no output.
+      if (offset > 0)
+        throw new JobError(
+          'invalid-argument',
+          `offset: ${offset} is beyond the end of the output (0 bytes so far)`,
+          { field: 'offset' },
+        );
+      return;
+    }
     try {
       yield* log.read(offset, signal);
     } finally {
@@ -401,22 +471,64 @@ export class JobRuntime {
     }
   }
 
+  private async openEndedLog(record: JobRecord): Promise<OutputLog | null> {
+    try {
+      return await OutputLog.open(this.store.jobDir(record.id), {
+        size: record.outputBytes,
+        truncated: record.outputTruncated,
+        finished: true,
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && record.state !== 'RUNNING')
+        return null;
+      throw error;
+    }
+  }
+
   /** Output totals for a job whose output has been read to the end. */
   outputSummary(id: string): { outputBytes: number; truncated: boolean } {
     const { record, running } = this.entry(id);
-    return running
+    return running?.log
       ? { outputBytes: running.log.size, truncated: running.log.truncated }
       : { outputBytes: record.outputBytes, truncated: record.outputTruncated };
   }
 
-  /** Stops every running job (grace, then kill), waits for their clean-up, removes the cgroups. */
-  async shutdown(graceMs = this.config.stopGraceMs): Promise<void> {
+  /**
+   * Stops every running job (SIGTERM, grace, kill) and waits until each is recorded: for a host
+   * shutdown or decommissioning, and the tests. New starts are refused from here on.
+   */
+  async drain(graceMs = this.config.stopGraceMs): Promise<void> {
     this.closing = true;
-    clearInterval(this.retentionTimer);
     const running = [...this.jobs.values()].flatMap((entry) =>
       entry.running ? [entry.running] : [],
     );
-    await Promise.all(running.map((job) => job.stop('stopped', graceMs)));
+    await Promise.all(running.map((job) => job.stop(graceMs)));
+  }
+
+  /**
+   * Lets go of everything: running jobs carry on under their keepers, for the next executor to
+   * take over. Job cgroup parents are removed only when no job is left in them.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.retentionTimer);
+    this.store.close();
+    let detached = 0;
+    const recording: Promise<unknown>[] = [];
+    for (const entry of this.jobs.values()) {
+      if (!entry.running) continue;
+      // A job whose keeper is already done is recorded first: there is no keeper to hand it to.
+      if (entry.running.isFinishing) recording.push(entry.running.ended);
+      else {
+        entry.running.detach();
+        detached += 1;
+      }
+    }
+    await Promise.all(recording);
+    if (detached > 0) {
+      this.logger.info({ jobs: detached }, 'left running jobs to their keepers');
+      return;
+    }
     await this.cgroups.close();
   }
 }

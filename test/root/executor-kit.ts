@@ -40,7 +40,8 @@ export async function openTestRuntime(
     runtime,
     config,
     async close() {
-      await runtime.shutdown(200);
+      await runtime.drain(200);
+      await runtime.close();
       await rm(stateDir, { recursive: true, force: true });
     },
   };

@@ -2,9 +2,11 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
+import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
+import { createLogger } from '../../shared/logger.ts';
 import { TEST_PREFIX, sleep } from './executor-kit.ts';
 
 /** A gid no account uses, so the test never edits /etc/group; only it may open the socket. */
@@ -22,6 +24,7 @@ export interface ExecutorProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Starts the executor again on the same state directory and cgroup name. */
   restart(): Promise<ExecutorProcess>;
+  /** Stops every job (as an operator's drain does), then the executor; removes its state. */
   remove(): Promise<void>;
 }
 
@@ -59,6 +62,21 @@ async function waitForSocket(path: string, child: ChildProcess, log: () => strin
   }
 }
 
+/** Waits (bounded) until no stored record says RUNNING: the executor has recorded every end. */
+export async function untilNoJobRunning(stateDir: string): Promise<void> {
+  const jobs = join(stateDir, 'jobs');
+  const running = async () => {
+    let count = 0;
+    for (const id of await readdir(jobs).catch(() => [])) {
+      const text = await readFile(join(jobs, id, 'record.json'), 'utf8').catch(() => '{}');
+      if ((JSON.parse(text) as { state?: string }).state === 'RUNNING') count += 1;
+    }
+    return count;
+  };
+  const deadline = Date.now() + 10_000;
+  while ((await running()) > 0 && Date.now() < deadline) await sleep(20);
+}
+
 async function launch(
   stateDir: string,
   cgroupName: string,
@@ -90,7 +108,14 @@ async function launch(
     },
     restart: () => launch(stateDir, cgroupName, configPath),
     async remove() {
-      await self.stop();
+      // Stopping the executor leaves jobs to their keepers: end them first, as a drain does, and
+      // let an executor record the ends and remove the cgroups (a new one, if this one is gone).
+      const state = join(stateDir, 'state');
+      await drainKeepers(state, 200, createLogger('test-drain', 'error'));
+      const alive = child.exitCode === null && child.signalCode === null;
+      const recorder = alive ? self : await launch(stateDir, cgroupName, configPath);
+      await untilNoJobRunning(state);
+      await recorder.stop();
       await rm(stateDir, { recursive: true, force: true });
     },
   };

@@ -7,7 +7,7 @@ import { effectiveLimits, effectiveTimeout } from '../../executor/runtime/effect
 import { classifyEnd, describeStartError } from '../../executor/runtime/job-end.ts';
 import type { EndFacts } from '../../executor/runtime/job-end.ts';
 import { OP_TABLE } from '../../executor/socket/op-table.ts';
-import { describeErrno } from '../../executor/runtime/helper-process.ts';
+import { describeErrno } from '../../executor/runtime/keeper-link.ts';
 
 const rules = suite('executor rules');
 const MiB = 1024 * 1024;
@@ -77,7 +77,6 @@ rules(
       stopReason: null,
       exitCode: null,
       signal: null,
-      helperSignal: null,
     };
     const cases: [Partial<EndFacts>, [string, string, number | null, string | null]][] = [
       [{ exitCode: 0 }, ['COMPLETED', 'exited', 0, null]],
@@ -86,7 +85,7 @@ rules(
       [{ signal: 9, oomKilled: true }, ['FAILED', 'oom-killed', null, 'SIGKILL']],
       [{ signal: 15, stopReason: 'stopped' }, ['STOPPED', 'stopped', null, 'SIGTERM']],
       [{ exitCode: 0, stopReason: 'stopped' }, ['STOPPED', 'stopped', 0, null]],
-      [{ helperSignal: 'SIGKILL', stopReason: 'stopped' }, ['STOPPED', 'stopped', null, 'SIGKILL']],
+      [{ signal: 9, stopReason: 'stopped' }, ['STOPPED', 'stopped', null, 'SIGKILL']],
       [{ signal: 15, stopReason: 'timed-out' }, ['FAILED', 'timed-out', null, 'SIGTERM']],
       [
         { exitCode: 127, startError: { errno: 'ENOENT', reason: 'x', stage: 'exec' } },
