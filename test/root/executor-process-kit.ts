@@ -1,8 +1,9 @@
 // Runs the real executor process (executor/main.ts) with a test config, as root.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
@@ -116,18 +117,38 @@ async function launch(
       const recorder = alive ? self : await launch(stateDir, cgroupName, configPath);
       await untilNoJobRunning(state);
       await recorder.stop();
+      if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${state} `))
+        execFileSync('umount', [state]);
       await rm(stateDir, { recursive: true, force: true });
     },
   };
   return self;
 }
 
+export interface ExecutorProcessOptions {
+  /** A state filesystem of its own this small (a tmpfs), to fill it up. */
+  stateTmpfsBytes?: number;
+}
+
 export async function startExecutorProcess(
   config: Record<string, unknown> = {},
+  options: ExecutorProcessOptions = {},
 ): Promise<ExecutorProcess> {
   const stateDir = await mkdtemp(`/var/tmp/${TEST_PREFIX}`);
   // Traversable, as /run is in production: the socket's own directory does the access control.
   await chmod(stateDir, 0o755);
+  if (options.stateTmpfsBytes !== undefined) {
+    const state = join(stateDir, 'state');
+    await mkdir(state, { mode: 0o700 });
+    execFileSync('mount', [
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${options.stateTmpfsBytes},mode=0700`,
+      'tmpfs',
+      state,
+    ]);
+  }
   const cgroupName = `${TEST_PREFIX}${randomBytes(4).toString('hex')}`;
   const configPath = join(stateDir, 'executor.json');
   await writeFile(

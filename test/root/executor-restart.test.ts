@@ -211,6 +211,33 @@ restart(
   },
 );
 
+restart('an OOM kill while no executor runs is recorded oom-killed', async () => {
+  let x = await startExecutorProcess();
+  try {
+    let client = new ExecutorClient(x.socketPath);
+    const job = await client.startJob(
+      {
+        argv: ['python3', '-c', 'import time; time.sleep(0.5); b = bytearray(256 * 1024 * 1024)'],
+        limits: { memoryBytes: 64 * 1024 * 1024 },
+      },
+      'tester',
+    );
+    client.close();
+    await x.stop('SIGKILL');
+    await sleep(2000);
+    x = await x.restart();
+    client = new ExecutorClient(x.socketPath);
+    const record = await untilEnded(client, job.id);
+    assert.equal(
+      [record.state, record.endReason, record.signal],
+      ['FAILED', 'oom-killed', 'SIGKILL'],
+    );
+    client.close();
+  } finally {
+    await x.remove();
+  }
+});
+
 restart(
   'a killed keeper takes its job with it: recorded executor-restarted, saying why',
   async () => {
