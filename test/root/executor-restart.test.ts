@@ -1,6 +1,7 @@
 // Jobs outlive the executor: each job's keeper owns it and writes its output, so a killed or
 // restarted executor loses no job and no byte, and a job that ends, times out or overflows its
 // output cap while no executor runs is recorded exactly as if one had been watching.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { suite } from 'uvu';
@@ -251,6 +252,52 @@ restart(
       assert.equal([record.state, record.endReason], ['FAILED', 'executor-restarted']);
       assert.match(record.error ?? '', /keeper was gone .* the job was killed with it/);
       assert.is(initsOf(x.stateDir), 0);
+      client.close();
+    } finally {
+      await x.remove();
+    }
+  },
+);
+
+restart(
+  'a keeper answers root only, closes a connection on any unknown line, and takes no more than four',
+  async () => {
+    const x = await startExecutorProcess();
+    try {
+      const client = new ExecutorClient(x.socketPath);
+      const job = await client.startJob({ argv: ['sleep', '60'] }, 'tester');
+      const socket = `${x.stateDir}/state/jobs/${job.id}/keeper.sock`;
+      const asNobody = spawnSync(
+        'setpriv',
+        [
+          '--reuid',
+          'nobody',
+          '--regid',
+          'nogroup',
+          '--clear-groups',
+          '/usr/bin/python3',
+          '-c',
+          `import socket; socket.socket(socket.AF_UNIX).connect(${JSON.stringify(socket)})`,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.match(asNobody.stderr, /PermissionError/, asNobody.stderr);
+      const probe = [
+        'import socket, sys',
+        `path = ${JSON.stringify(socket)}`,
+        'hostile = socket.socket(socket.AF_UNIX); hostile.connect(path)',
+        'hostile.recv(200)',
+        'hostile.sendall(b"stop -1\\n")',
+        'print("closed" if hostile.recv(200) == b"" else "open")',
+        'held = []',
+        'for _ in range(6):',
+        '    s = socket.socket(socket.AF_UNIX); s.connect(path); held.append(s)',
+        'print(sum(1 for s in held if s.recv(200) != b""))',
+      ].join('\n');
+      const ran = spawnSync('python3', ['-c', probe], { encoding: 'utf8' });
+      // The executor holds one connection (its launch channel): three more are served.
+      assert.is(ran.stdout, 'closed\n3\n', ran.stderr);
+      assert.is((await client.getJob(job.id)).state, 'RUNNING', 'the job is unharmed');
       client.close();
     } finally {
       await x.remove();
