@@ -807,9 +807,10 @@ static void write_status(struct keeper *k)
 
 __attribute__((noreturn)) static void finish(struct keeper *k)
 {
-    /* The socket goes first: an executor that connects from now on finds the status file. */
-    unlinkat(JOB_DIR_FD, KEEPER_SOCKET, 0);
+    /* The status first: an executor that finds no socket (or no answer on it) finds the status
+     * file, never neither. */
     write_status(k);
+    unlinkat(JOB_DIR_FD, KEEPER_SOCKET, 0);
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         struct client *c = &k->clients[i];
         if (c->fd < 0)

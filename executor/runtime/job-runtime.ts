@@ -16,7 +16,7 @@ import type { ExecutorConfig } from '../config.ts';
 import { effectiveLimits, effectiveTimeout } from './effective-limits.ts';
 import { describeStartError } from './job-end.ts';
 import { JobStore } from './job-store.ts';
-import { reconnectKeeper } from './keeper-link.ts';
+import { killKeeper, reconnectKeeper } from './keeper-link.ts';
 import { readKeeperStatus } from './keeper-status.ts';
 import { OutputLog } from './output-log.ts';
 import { jobsToDelete } from './retention.ts';
@@ -151,8 +151,13 @@ export class JobRuntime {
     return running;
   }
 
-  /** Records a job that was running when an earlier executor stopped and has no keeper now. */
+  /**
+   * Records a job that was running when an earlier executor stopped and whose keeper is gone or
+   * does not answer (then it is killed, its job with it: nothing may run that no one accounts for).
+   */
   private async settleOrphan(entry: JobEntry): Promise<void> {
+    const identity = await this.store.loadKeeperIdentity(entry.record.id);
+    if (identity) await killKeeper(identity);
     const record = await RunningJob.settleWithoutKeeper(this.jobParts(entry.record));
     entry.record = record;
   }

@@ -54,6 +54,19 @@ export interface StartError {
 
 /** Control lines are short; a longer one is a broken keeper. */
 const MAX_LINE_BYTES = 1024;
+/** A keeper says who it is at once; one that does not within this long is not answering. */
+const HELLO_TIMEOUT_MS = 5_000;
+
+const NO_ANSWER: KeeperIdentity = { pid: 0, startTime: '' };
+
+/** The keeper's hello, or NO_ANSWER when it does not come in time. */
+function helloOf(link: KeeperLink): Promise<KeeperIdentity> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<KeeperIdentity>((resolve) => {
+    timer = setTimeout(() => resolve(NO_ANSWER), HELLO_TIMEOUT_MS);
+  });
+  return Promise.race([link.identity, late]).finally(() => clearTimeout(timer));
+}
 
 const systemErrors = getSystemErrorMap();
 
@@ -258,7 +271,7 @@ export async function launchKeeper(
   const socket = child.stdio[3] as net.Socket;
   const link = new KeeperLink(socket, logger);
   socket.write(encodeSpec(spec));
-  const identity = await link.identity;
+  const identity = await helloOf(link);
   if (identity.pid !== pid || (await processStartTime(pid)) !== identity.startTime) {
     link.close();
     child.kill('SIGKILL');
@@ -287,7 +300,7 @@ export async function reconnectKeeper(
     return null;
   }
   const link = new KeeperLink(socket, logger);
-  const identity = await link.identity;
+  const identity = await helloOf(link);
   if (
     identity.pid !== recorded.pid ||
     identity.startTime !== recorded.startTime ||
