@@ -477,6 +477,9 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
 /* After the init has exited, how long a pipe may stay open: only a process outside the job
  * (given the pipe over a socket) could still hold its write end. */
 #define DRAIN_AFTER_EXIT_MS 1000
+/* After a wake that moved less than this, output pipes are left alone for NAP_MS. */
+#define NAP_BELOW_BYTES (64u << 10)
+#define NAP_MS 1
 #define MAX_GRACE_MS 3600000ull
 
 enum stop_reason { STOP_NONE, STOP_STOPPED, STOP_TIMED_OUT };
@@ -519,6 +522,7 @@ struct keeper {
 
     enum stop_reason stop;
     unsigned long long kill_deadline_ms; /* CLOCK_MONOTONIC; 0: no kill pending */
+    unsigned long long nap_until_ms;     /* CLOCK_MONOTONIC; 0: output pipes are polled */
 
     struct client clients[MAX_CLIENTS];
 };
@@ -604,24 +608,34 @@ static ssize_t store(struct keeper *k, int fd, size_t len)
     return n;
 }
 
-/* Takes what the job wrote to one pipe; `revents` is what poll saw on it. Returns false once the
- * pipe is at end of file: empty, and no writer left (POLLHUP). */
-static bool take_output(struct keeper *k, struct output *o, short revents)
+/* The largest single move: a whole pipe buffer. */
+#define MOVE_BYTES (1u << 20)
+
+/* Takes what the job wrote to one pipe, adding the bytes to *taken. Returns false once the pipe
+ * is at end of file (empty, and no writer left). */
+static bool take_output(struct keeper *k, struct output *o, size_t *taken)
 {
-    for (size_t taken = 0; taken < MOVE_BUDGET_BYTES;) {
-        int waiting = 0;
-        if (ioctl(o->fd, FIONREAD, &waiting) < 0 || waiting <= 0)
-            return !(revents & POLLHUP);
-        size_t len = (size_t)waiting;
+    for (size_t moved = 0; moved < MOVE_BUDGET_BYTES;) {
         unsigned long long room = k->write_failed || k->data_bytes >= k->spec->output_max
                                       ? 0
                                       : k->spec->output_max - k->data_bytes;
         ssize_t n;
-        if (room == 0 || !begin_run(k, o->tag)) {
-            k->truncated = true;
-            n = discard(o->fd, len);
+        if (room > 0 && k->last_tag != o->tag) {
+            /* A new run's index entry is written only for bytes that are really there. */
+            int waiting = 0;
+            if (ioctl(o->fd, FIONREAD, &waiting) < 0 || waiting <= 0) {
+                struct pollfd hup = {.fd = o->fd, .events = POLLIN};
+                return !(poll(&hup, 1, 0) == 1 && (hup.revents & POLLHUP));
+            }
+            if (!begin_run(k, o->tag))
+                room = 0;
+        }
+        if (room == 0) {
+            n = discard(o->fd, MOVE_BYTES);
+            if (n > 0)
+                k->truncated = true;
         } else {
-            n = store(k, o->fd, len < room ? len : (size_t)room);
+            n = store(k, o->fd, room < MOVE_BYTES ? (size_t)room : MOVE_BYTES);
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 give_up_storing(k); /* ENOSPC, EIO, EFBIG, EDQUOT: drop from here on */
                 continue;
@@ -634,7 +648,8 @@ static bool take_output(struct keeper *k, struct output *o, short revents)
                 continue;
             return true; /* EAGAIN: drained for now */
         }
-        taken += (size_t)n;
+        moved += (size_t)n;
+        *taken += (size_t)n;
     }
     return true;
 }
@@ -879,13 +894,22 @@ __attribute__((noreturn)) static void keep(struct keeper *k)
                 finish(k);
             timeout = (int)(DRAIN_AFTER_EXIT_MS - since);
         }
+        bool napping = false;
+        if (k->nap_until_ms > 0) {
+            unsigned long long now = monotonic_ms();
+            napping = now < k->nap_until_ms && !k->init_exited;
+            if (napping && (timeout < 0 || k->nap_until_ms - now < (unsigned long long)timeout))
+                timeout = (int)(k->nap_until_ms - now);
+            if (!napping)
+                k->nap_until_ms = 0;
+        }
         struct pollfd fds[SLOTS];
         fds[SIGNALS] = (struct pollfd){.fd = k->signal_fd, .events = POLLIN};
         fds[TIMEOUT] = (struct pollfd){.fd = k->timeout_fd, .events = POLLIN};
         fds[KILL] = (struct pollfd){.fd = k->kill_fd, .events = POLLIN};
         fds[LISTEN] = (struct pollfd){.fd = k->listen_fd, .events = POLLIN};
-        fds[OUT] = (struct pollfd){.fd = k->outputs[0].fd, .events = POLLIN};
-        fds[ERR] = (struct pollfd){.fd = k->outputs[1].fd, .events = POLLIN};
+        fds[OUT] = (struct pollfd){.fd = napping ? -1 : k->outputs[0].fd, .events = POLLIN};
+        fds[ERR] = (struct pollfd){.fd = napping ? -1 : k->outputs[1].fd, .events = POLLIN};
         for (size_t i = 0; i < MAX_CLIENTS; i++) {
             struct client *c = &k->clients[i];
             fds[CLIENTS + i] = (struct pollfd){
@@ -902,13 +926,18 @@ __attribute__((noreturn)) static void keep(struct keeper *k)
             begin_stop(k, STOP_TIMED_OUT, k->spec->timeout_grace_ms);
         if (fds[KILL].revents && expired(k->kill_fd) && !k->init_exited)
             kill(k->init, SIGKILL); /* the PID namespace, and every process of the job, with it */
+        size_t taken = 0;
         for (int i = 0; i < 2; i++) {
             struct output *o = &k->outputs[i];
-            if (o->fd >= 0 && fds[OUT + i].revents && !take_output(k, o, fds[OUT + i].revents)) {
+            if (o->fd >= 0 && fds[OUT + i].revents && !take_output(k, o, &taken)) {
                 close(o->fd);
                 o->fd = -1;
             }
         }
+        /* A job writing in small pieces would wake the keeper for each: after a wake that moved
+         * little, let its output gather for a moment (a pipe holds far more than that much). */
+        if (taken > 0 && taken < NAP_BELOW_BYTES && !k->init_exited)
+            k->nap_until_ms = monotonic_ms() + NAP_MS;
         if (fds[LISTEN].revents)
             accept_client(k);
         for (size_t i = 0; i < MAX_CLIENTS; i++) {
