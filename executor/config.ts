@@ -33,6 +33,11 @@ export interface ExecutorConfig {
   maxStopGraceMs: number;
   /** Size of each job's private /tmp (tmpfs: its pages count against the job's memory limit). */
   tmpSizeBytes: number;
+  /**
+   * Open files each job process may have (RLIMIT_NOFILE, soft = hard): the host's file table is
+   * shared, so a job's share of it is bounded by this times its pids limit.
+   */
+  jobOpenFiles: number;
   /** Output stored per job; past it the job keeps running, its output is drained and dropped. */
   maxOutputBytes: number;
   /** Ended jobs and their output are deleted after maxAgeMs and beyond maxJobs/maxOutputBytes. */
@@ -59,6 +64,7 @@ export const EXECUTOR_DEFAULTS: ExecutorConfig = {
   stopGraceMs: 5_000,
   maxStopGraceMs: 60_000,
   tmpSizeBytes: 256 * MiB,
+  jobOpenFiles: 1024,
   maxOutputBytes: 1024 * MiB,
   retention: { maxAgeMs: 7 * 24 * 3600 * 1000, maxJobs: 10_000, maxOutputBytes: 20 * 1024 * MiB },
   limits: {
@@ -125,6 +131,7 @@ const fileSchema = object({
   stopGraceMs: optional(integer({ min: 0, max: 3_600_000, unit: 'ms' })),
   maxStopGraceMs: optional(integer({ min: 0, max: 3_600_000, unit: 'ms' })),
   tmpSizeBytes: optional(integer({ min: MiB, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
+  jobOpenFiles: optional(integer({ min: 16, max: 1_048_576 })),
   maxOutputBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
   retention: optional(
     object({

@@ -35,7 +35,7 @@
  *   keeper → executor  "keeper <pid> <start time>"       (start time: /proc/<pid>/stat field 22)
  *   executor → keeper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs (keys:
  *                      uid gid hostname workdir cwd tmp-size output-max timeout-ms
- *                      timeout-grace-ms cgroup* mask* arg* env*)
+ *                      timeout-grace-ms nofile cgroup* mask* arg* env*)
  *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
  * Then fd 3, and every connection to keeper.sock, is a control channel of text lines:
  *   keeper → executor  on a keeper.sock connection first: "keeper <pid> <start time>",
@@ -120,6 +120,7 @@ struct spec {
     unsigned long long output_max;   /* bytes of output stored; the rest is dropped */
     unsigned long long timeout_ms;   /* 0: none */
     unsigned long long timeout_grace_ms;
+    unsigned long long nofile;       /* RLIMIT_NOFILE of the job's processes */
     const char **cgroups;
     size_t n_cgroups;
     const char **masks;
@@ -303,6 +304,8 @@ static void read_spec(struct spec *s)
             s->timeout_ms = parse_count(key, value);
         else if (strcmp(key, "timeout-grace-ms") == 0)
             s->timeout_grace_ms = parse_count(key, value);
+        else if (strcmp(key, "nofile") == 0)
+            s->nofile = parse_count(key, value);
         else if (strcmp(key, "cgroup") == 0)
             s->cgroups[s->n_cgroups++] = value;
         else if (strcmp(key, "mask") == 0)
@@ -330,6 +333,8 @@ static void read_spec(struct spec *s)
         fail(EINVAL, "spec tmp-size");
     if (!has_output_max)
         fail(EINVAL, "spec output-max");
+    if (s->nofile < 16 || s->nofile > 1u << 20)
+        fail(EINVAL, "spec nofile");
     /* Past a day of milliseconds times a thousand years, a timer's arithmetic could wrap. */
     if (s->timeout_ms > 1ull << 45 || s->timeout_grace_ms > 1ull << 45)
         fail(EINVAL, "spec timeout");
@@ -1308,10 +1313,11 @@ static void drop_privileges(uid_t uid, gid_t gid)
         fail(errno, "no_new_privs");
 }
 
-/* Syscalls that would let a job reach past its namespaces and cgroups, or that are large
- * kernel attack surface a batch job does not need. They fail with EPERM; namespace creation is
- * handled separately below. ptrace stays allowed: the job may debug its own processes, and
- * its PID namespace and uid keep it away from everyone else's. */
+/* Syscalls that would let a job reach past its namespaces and cgroups, reach a host-wide table
+ * no limit of its own bounds (io_setup: the host's AIO contexts), or that are large kernel
+ * attack surface a batch job does not need. They fail with EPERM; namespace creation and socket
+ * families are handled separately below. ptrace stays allowed: the job may debug its own
+ * processes, and its PID namespace and uid keep it away from everyone else's. */
 static const int denied_syscalls[] = {
     __NR_mount,         __NR_umount2,           __NR_pivot_root,      __NR_move_mount,
     __NR_open_tree,     __NR_fsopen,            __NR_fsconfig,        __NR_fsmount,
@@ -1321,7 +1327,7 @@ static const int denied_syscalls[] = {
     __NR_perf_event_open, __NR_userfaultfd,     __NR_io_uring_setup,  __NR_io_uring_enter,
     __NR_io_uring_register, __NR_open_by_handle_at, __NR_name_to_handle_at, __NR_swapon,
     __NR_swapoff,       __NR_reboot,            __NR_syslog,          __NR_acct,
-    __NR_quotactl,      __NR_lookup_dcookie,    __NR_fanotify_init,
+    __NR_quotactl,      __NR_lookup_dcookie,    __NR_fanotify_init,   __NR_io_setup,
 #ifdef __NR_iopl
     __NR_iopl,
 #endif
@@ -1356,7 +1362,7 @@ static const int denied_syscalls[] = {
 static void install_seccomp(void)
 {
     enum { DENIED = sizeof denied_syscalls / sizeof *denied_syscalls };
-    struct sock_filter filter[32 + 2 * DENIED];
+    struct sock_filter filter[48 + 2 * DENIED];
     size_t n = 0;
     /* Another ABI (i386 via int 0x80, x32) would sidestep every number below: kill outright. */
     filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -1378,6 +1384,16 @@ static void install_seccomp(void)
     filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG0_LOW);
     filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NAMESPACE_FLAGS | CLONE_NEWTIME, 0, 1);
     filter[n++] = (struct sock_filter)RET_ERRNO(EPERM);
+    filter[n++] = (struct sock_filter)RET_ALLOW;
+    /* Sockets of the families a job's network namespace isolates, and netlink for `ip` and `ss`;
+     * no other family (AF_VSOCK, for one, reaches the hypervisor whatever the namespace). */
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 7);
+    filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG0_LOW);
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 0);
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 3, 0);
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 2, 0);
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 1, 0);
+    filter[n++] = (struct sock_filter)RET_ERRNO(EAFNOSUPPORT);
     filter[n++] = (struct sock_filter)RET_ALLOW;
     /* clone3 passes its flags in memory a filter cannot read; ENOSYS makes libc fall back to
      * clone, which is checked above (Docker's profile does the same). */
@@ -1458,12 +1474,23 @@ __attribute__((noreturn)) static void run_job(const struct spec *s, int out_fd, 
     struct rlimit no_core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &no_core) < 0)
         fail(errno, "disable core dumps");
+    /* The host's open-file table is shared by everyone: a job's processes get a bounded number
+     * of descriptors each (never more than the executor was given: raising needs a capability
+     * the executor does not keep). */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) < 0)
+        fail(errno, "read the open files limit");
+    if (files.rlim_max > s->nofile)
+        files.rlim_max = s->nofile;
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) < 0)
+        fail(errno, "limit open files");
     drop_privileges(s->uid, s->gid);
     /* After the drop, so the kernel checks the working directory against the job's identity. */
     if (chdir(s->cwd) < 0)
         fail(errno, "chdir");
     install_seccomp();
-    /* Only 0, 1 and 2 survive the exec; the exec pipe goes with them, telling the monitor the
+    /* Only 0, 1 and 2 survive the exec; the exec pipe goes with them, telling the keeper the
      * exec succeeded. */
     if (close_range(STDERR_FILENO + 1, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         fail(errno, "close descriptors");
@@ -1524,6 +1551,24 @@ static void join_cgroups(const struct spec *s)
     }
 }
 
+/* Set up, the init needs no privilege to reap and forward signals: it becomes the job's uid with
+ * no capabilities, no_new_privs and the job's seccomp filter, as bubblewrap's and runc's inits
+ * do. Changing uid makes it non-dumpable (the job cannot ptrace it or read its memory) and, as a
+ * PID namespace's init, it takes no signal the job sends. A failure is the job's start failure;
+ * `exec_fd` is still open to report it. */
+static void drop_init_privileges(const struct spec *s, int exec_fd)
+{
+    drop_privileges(s->uid, s->gid);
+    install_seccomp();
+    /* The uid change cleared the parent-death signal: set it again, then make sure the keeper
+     * did not die in between (the exec pipe's reader, the keeper, would then be gone). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        fail(errno, "init parent-death signal");
+    struct pollfd keeper = {.fd = exec_fd, .events = POLLOUT};
+    if (poll(&keeper, 1, 0) == 1 && (keeper.revents & POLLERR))
+        _exit(EXIT_HELPER_FAILED);
+}
+
 static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
                      int status_fd)
 {
@@ -1536,6 +1581,10 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
     prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
 
     join_cgroups(s);
+    /* Its own cgroup namespace, rooted at the job's cgroups: /proc/self/cgroup shows "/", no
+     * host cgroup path. The job inherits it. */
+    if (unshare(CLONE_NEWCGROUP) < 0)
+        fail(errno, "cgroup namespace");
     build_filesystem(s);
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
@@ -1547,9 +1596,10 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
         fail(errno, "fork job");
     if (job == 0)
         run_job(s, out_fd, err_fd);
-    close(exec_fd);
     close(out_fd);
     close(err_fd);
+    drop_init_privileges(s, exec_fd);
+    close(exec_fd);
 
     sigset_t waited;
     forwarded_and_child_set(&waited);

@@ -14,6 +14,7 @@ import { resolveBlockDevices } from '../cgroup/block-device.ts';
 import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
 import type { ExecutorConfig } from '../config.ts';
 import { effectiveLimits, effectiveTimeout } from './effective-limits.ts';
+import { clampToHost, readHostCapacity } from './host-capacity.ts';
 import { describeStartError } from './job-end.ts';
 import { JobStore } from './job-store.ts';
 import { killKeeper, reconnectKeeper } from './keeper-link.ts';
@@ -99,7 +100,10 @@ export class JobRuntime {
    * cgroups of no live job are swept.
    */
   static async open(parts: RuntimeParts): Promise<JobRuntime> {
-    const runtime = new JobRuntime(parts);
+    const { config, clamped } = clampToHost(parts.config, await readHostCapacity());
+    if (clamped.length > 0)
+      parts.logger.warn({ clamped }, "configured limits above this host's capacity were clamped");
+    const runtime = new JobRuntime({ ...parts, config });
     await runtime.store.init();
     const records = await runtime.store.loadAll();
     const adopted = new Set<string>();
@@ -287,6 +291,7 @@ export class JobRuntime {
           outputMaxBytes: this.config.maxOutputBytes,
           timeoutMs,
           timeoutGraceMs: this.config.stopGraceMs,
+          openFiles: this.config.jobOpenFiles,
           cgroupDirs: createdCgroup.joinDirs,
           maskPaths: this.maskPaths,
           argv: spec.argv,

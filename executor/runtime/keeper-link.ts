@@ -28,6 +28,8 @@ export interface KeeperSpec {
   timeoutMs: number | null;
   /** SIGTERM → this long → SIGKILL, for a timeout (a stop names its own grace). */
   timeoutGraceMs: number;
+  /** RLIMIT_NOFILE of the job's processes. */
+  openFiles: number;
   cgroupDirs: readonly string[];
   maskPaths: readonly string[];
   argv: readonly string[];
@@ -100,6 +102,7 @@ function encodeSpec(spec: KeeperSpec): Buffer {
     ['output-max', String(spec.outputMaxBytes)],
     ['timeout-ms', String(spec.timeoutMs ?? 0)],
     ['timeout-grace-ms', String(spec.timeoutGraceMs)],
+    ['nofile', String(spec.openFiles)],
     ...spec.cgroupDirs.map((dir): [string, string] => ['cgroup', dir]),
     ...spec.maskPaths.map((path): [string, string] => ['mask', path]),
     ...spec.argv.map((arg): [string, string] => ['arg', arg]),
