@@ -66,7 +66,12 @@ export const EXECUTOR_DEFAULTS: ExecutorConfig = {
   tmpSizeBytes: 256 * MiB,
   jobOpenFiles: 1024,
   maxOutputBytes: 1024 * MiB,
-  retention: { maxAgeMs: 7 * 24 * 3600 * 1000, maxJobs: 10_000, maxOutputBytes: 20 * 1024 * MiB },
+  retention: {
+    maxAgeMs: 7 * 24 * 3600 * 1000,
+    maxJobs: 10_000,
+    maxOutputBytes: 20 * 1024 * MiB,
+    maxRecordBytes: 256 * MiB,
+  },
   limits: {
     defaults: { cpus: 1, memoryBytes: 512 * MiB, pids: 512 },
     max: { cpus: 64, memoryBytes: 64 * 1024 * MiB, pids: 65_536 },
@@ -138,6 +143,7 @@ const fileSchema = object({
       maxAgeMs: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'ms' })),
       maxJobs: optional(integer({ min: 0, max: 10_000_000 })),
       maxOutputBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
+      maxRecordBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
     }),
   ),
   limits: optional(object({ defaults: optional(jobLimitsSchema), max: optional(jobLimitsSchema) })),

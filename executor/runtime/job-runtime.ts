@@ -8,7 +8,7 @@ import type { ListArgs, ListResult, OutputChunk } from '../../shared/executor-pr
 import { JOB_ID, MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
 import { encodedSize, MAX_FRAME_BYTES } from '../../shared/framing.ts';
 import { JobError } from '../../shared/errors.ts';
-import type { JobLimits, JobRecord, JobSpec } from '../../shared/job.ts';
+import type { JobLimits, JobRecord, JobSpec, JobState } from '../../shared/job.ts';
 import { jobSpecSchema } from '../../shared/job-spec-schema.ts';
 import { resolveBlockDevices } from '../cgroup/block-device.ts';
 import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
@@ -35,11 +35,44 @@ const MIN_FREE_STATE_BYTES = 1024 * 1024;
 const LIST_PAGE_BYTES = (MAX_FRAME_BYTES * 3) / 4;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/** Records up to this size stay in memory; larger ones (a long argv) are read from disk. */
+const CACHED_RECORD_BYTES = 4096;
+
+/** What the executor keeps of every job in memory, whatever the size of its record. */
+interface JobSummary {
+  id: string;
+  owner: string;
+  state: JobState;
+  createdAt: number;
+  endedAt: number | null;
+  outputBytes: number;
+  /** Bytes of the record on disk (retention bounds their sum). */
+  recordBytes: number;
+}
+
 interface JobEntry {
-  record: JobRecord;
+  summary: JobSummary;
+  /** The full record: while the job runs, or when small enough to keep; else on disk only. */
+  record: JobRecord | null;
   running: RunningJob | null;
   /** The live log, kept open after the job ends only while readers still use it. */
   liveLog: OutputLog | null;
+}
+
+function entryFor(record: JobRecord, recordBytes: number): JobEntry {
+  const entry: JobEntry = {
+    summary: summarize(record, recordBytes),
+    record,
+    running: null,
+    liveLog: null,
+  };
+  if (record.state !== 'RUNNING' && recordBytes > CACHED_RECORD_BYTES) entry.record = null;
+  return entry;
+}
+
+function summarize(record: JobRecord, recordBytes: number): JobSummary {
+  const { id, owner, state, createdAt, endedAt, outputBytes } = record;
+  return { id, owner, state, createdAt, endedAt, outputBytes, recordBytes };
 }
 
 export interface RuntimeParts {
@@ -105,11 +138,11 @@ export class JobRuntime {
       parts.logger.warn({ clamped }, "configured limits above this host's capacity were clamped");
     const runtime = new JobRuntime({ ...parts, config });
     await runtime.store.init();
-    const records = await runtime.store.loadAll();
+    const stored = await runtime.store.loadAll();
     const adopted = new Set<string>();
     const settling: Promise<unknown>[] = [];
-    for (const record of records) {
-      const entry: JobEntry = { record, running: null, liveLog: null };
+    for (const { record, bytes } of stored) {
+      const entry = entryFor(record, bytes);
       runtime.jobs.set(record.id, entry);
       if (record.state !== 'RUNNING') continue;
       const running = await runtime.takeOver(entry);
@@ -141,14 +174,18 @@ export class JobRuntime {
 
   /** Finds the keeper of a job recorded as running and follows the job again; null if gone. */
   private async takeOver(entry: JobEntry): Promise<RunningJob | null> {
-    const { id } = entry.record;
+    const { id } = entry.summary;
     if ((await readKeeperStatus(this.store.jobDir(id)).catch(() => null)) !== null) return null;
     const identity = await this.store.loadKeeperIdentity(id);
     const link = identity && (await reconnectKeeper(this.store.jobDir(id), identity, this.logger));
     if (!identity || !link) return null;
     const { uid } = await link.job;
     this.uids.claim(uid);
-    const running = await RunningJob.adopt(this.jobParts(entry.record), link, identity);
+    const running = await RunningJob.adopt(
+      this.jobParts(await this.recordOf(entry)),
+      link,
+      identity,
+    );
     entry.running = running;
     entry.liveLog = running.log;
     void running.ended.then(() => this.onEnded(entry, uid));
@@ -160,10 +197,10 @@ export class JobRuntime {
    * does not answer (then it is killed, its job with it: nothing may run that no one accounts for).
    */
   private async settleOrphan(entry: JobEntry): Promise<void> {
-    const identity = await this.store.loadKeeperIdentity(entry.record.id);
+    const identity = await this.store.loadKeeperIdentity(entry.summary.id);
     if (identity) await killKeeper(identity);
-    const record = await RunningJob.settleWithoutKeeper(this.jobParts(entry.record));
-    entry.record = record;
+    const record = await RunningJob.settleWithoutKeeper(this.jobParts(await this.recordOf(entry)));
+    this.remember(entry, record);
   }
 
   private jobParts(record: JobRecord) {
@@ -182,7 +219,7 @@ export class JobRuntime {
     this.sweeping = true;
     try {
       const doomed = jobsToDelete(
-        [...this.jobs.values()].map((entry) => entry.record),
+        [...this.jobs.values()].map((entry) => entry.summary),
         this.config.retention,
         Date.now(),
       );
@@ -272,7 +309,7 @@ export class JobRuntime {
       // Saved before the keeper exists: a restart always finds a record for a running keeper.
       await this.store.save(record);
       const env = { PATH: DEFAULT_PATH, HOME: JOB_DIR, ...spec.env };
-      const entry: JobEntry = { record, running: null, liveLog: null };
+      const entry = entryFor(record, 0);
       const { job, result } = await RunningJob.launch(
         {
           helperPath: this.config.helperPath,
@@ -365,10 +402,32 @@ export class JobRuntime {
   }
 
   private onEnded(entry: JobEntry, uid: number): void {
+    if (entry.running) this.remember(entry, entry.running.record);
     entry.running = null;
     this.uids.release(uid);
     this.closeLiveLogIfIdle(entry);
     void this.applyRetention();
+  }
+
+  /** Keeps the summary of an ended job, and its record only when it is small. */
+  private remember(entry: JobEntry, record: JobRecord): void {
+    const bytes = Buffer.byteLength(JSON.stringify(record));
+    Object.assign(entry, entryFor(record, bytes), {
+      running: entry.running,
+      liveLog: entry.liveLog,
+    });
+  }
+
+  /** The job's full record: in memory while it runs or when small, else read from disk. */
+  private async recordOf(entry: JobEntry): Promise<JobRecord> {
+    const inMemory = entry.running?.record ?? entry.record;
+    if (inMemory) return inMemory;
+    try {
+      return await this.store.load(entry.summary.id);
+    } catch {
+      // Deleted by retention meanwhile, or unreadable: as good as gone.
+      throw new JobError('not-found', `job ${entry.summary.id} not found`);
+    }
   }
 
   private closeLiveLogIfIdle(entry: JobEntry): void {
@@ -395,20 +454,20 @@ export class JobRuntime {
       );
     }
     if (entry.running) await entry.running.stop(graceMs);
-    return structuredClone(entry.record);
+    return structuredClone(await this.recordOf(entry));
   }
 
   /** Resolves with the job's final record once it has ended (at once for an ended job). */
   async wait(id: string): Promise<JobRecord> {
     const entry = this.entry(id);
     if (entry.running) await entry.running.ended;
-    return structuredClone(entry.record);
+    return structuredClone(await this.recordOf(entry));
   }
 
   /** The job's record; for a running job with its usage and output size so far. */
   async get(id: string): Promise<JobRecord> {
     const entry = this.entry(id);
-    const record = structuredClone(entry.record);
+    const record = structuredClone(await this.recordOf(entry));
     const running = entry.running;
     if (running) {
       record.usage = await running.cgroup.readUsage().catch(() => null);
@@ -422,16 +481,17 @@ export class JobRuntime {
    * Matching records, oldest first, one page at a time: at most `limit` records and at most
    * LIST_PAGE_BYTES of them encoded, so that a page always fits one frame whatever the argv sizes.
    */
-  list(filter: ListArgs = {}): ListResult {
+  async list(filter: ListArgs = {}): Promise<ListResult> {
     const matching = [...this.jobs.values()]
-      .filter(({ record }) => filter.owner === undefined || record.owner === filter.owner)
-      .filter(({ record }) => filter.state === undefined || record.state === filter.state)
+      .filter(({ summary }) => filter.owner === undefined || summary.owner === filter.owner)
+      .filter(({ summary }) => filter.state === undefined || summary.state === filter.state)
       .sort(
-        (a, b) => a.record.createdAt - b.record.createdAt || a.record.id.localeCompare(b.record.id),
+        (a, b) =>
+          a.summary.createdAt - b.summary.createdAt || a.summary.id.localeCompare(b.summary.id),
       );
     let start = 0;
     if (filter.after !== undefined) {
-      const position = matching.findIndex(({ record }) => record.id === filter.after);
+      const position = matching.findIndex(({ summary }) => summary.id === filter.after);
       if (position < 0)
         throw new JobError(
           'invalid-argument',
@@ -445,8 +505,9 @@ export class JobRuntime {
     let bytes = 0;
     let index = start;
     for (; index < matching.length && jobs.length < limit; index += 1) {
-      const { record, running } = matching[index] as JobEntry;
-      const copy = structuredClone(record);
+      const entry = matching[index] as JobEntry;
+      const { running } = entry;
+      const copy = structuredClone(await this.recordOf(entry));
       if (running?.log) copy.outputBytes = running.log.size;
       bytes += encodedSize(copy);
       if (bytes > LIST_PAGE_BYTES && jobs.length > 0) break;
@@ -462,7 +523,7 @@ export class JobRuntime {
   async *readOutput(id: string, offset: number, signal?: AbortSignal): AsyncGenerator<OutputChunk> {
     const entry = this.entry(id);
     const live = entry.liveLog;
-    const log = live ?? (await this.openEndedLog(entry.record));
+    const log = live ?? (await this.openEndedLog(await this.recordOf(entry)));
     if (log === null) {
       // A job that failed before its keeper made any output files has no output.
       if (offset > 0)
@@ -496,11 +557,12 @@ export class JobRuntime {
   }
 
   /** Output totals for a job whose output has been read to the end. */
-  outputSummary(id: string): { outputBytes: number; truncated: boolean } {
-    const { record, running } = this.entry(id);
-    return running?.log
-      ? { outputBytes: running.log.size, truncated: running.log.truncated }
-      : { outputBytes: record.outputBytes, truncated: record.outputTruncated };
+  async outputSummary(id: string): Promise<{ outputBytes: number; truncated: boolean }> {
+    const entry = this.entry(id);
+    const log = entry.running?.log;
+    if (log) return { outputBytes: log.size, truncated: log.truncated };
+    const record = await this.recordOf(entry);
+    return { outputBytes: record.outputBytes, truncated: record.outputTruncated };
   }
 
   /**

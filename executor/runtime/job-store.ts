@@ -53,6 +53,13 @@ export class JobStore {
     this.unsaved.delete(record.id);
   }
 
+  /** One stored record (the latest version, also when it is still waiting to be saved). */
+  async load(id: string): Promise<JobRecord> {
+    const waiting = this.unsaved.get(id);
+    if (waiting) return waiting;
+    return JSON.parse(await readFile(join(this.jobDir(id), 'record.json'), 'utf8')) as JobRecord;
+  }
+
   /**
    * Saves the record, or, when the disk refuses (full), keeps it and tries again until it is
    * saved. Until then the keeper's status file still holds the job's end for a restart.
@@ -99,15 +106,17 @@ export class JobStore {
     return match ? { pid: Number(match[1]), startTime: match[2] ?? '' } : null;
   }
 
-  /** Every stored record; a directory without a readable record is logged and left alone. */
-  async loadAll(): Promise<JobRecord[]> {
-    const records: JobRecord[] = [];
+  /**
+   * Every stored record, with its size on disk; a directory without a readable record is logged
+   * and left alone.
+   */
+  async loadAll(): Promise<{ record: JobRecord; bytes: number }[]> {
+    const records: { record: JobRecord; bytes: number }[] = [];
     for (const name of await readdir(this.root)) {
       if (!JOB_ID.test(name)) continue;
       try {
-        records.push(
-          JSON.parse(await readFile(join(this.root, name, 'record.json'), 'utf8')) as JobRecord,
-        );
+        const text = await readFile(join(this.root, name, 'record.json'), 'utf8');
+        records.push({ record: JSON.parse(text) as JobRecord, bytes: Buffer.byteLength(text) });
       } catch (error) {
         this.logger.warn(
           { job: name, err: error },

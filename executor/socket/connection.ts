@@ -157,7 +157,8 @@ export class Connection {
           if (this.closed.signal.aborted) return;
           if (!this.send({ id, chunk })) await drainedOrAborted(this.socket, this.closed.signal);
         }
-        if (!this.closed.signal.aborted) this.send({ id, end: end() });
+        const summary = await end();
+        if (!this.closed.signal.aborted) this.send({ id, end: summary });
       } catch (error) {
         this.sendError(id, name, error);
       } finally {

@@ -38,7 +38,7 @@ export interface StreamOp {
   run: (
     rawArgs: unknown,
     context: OpContext,
-  ) => { chunks: AsyncIterable<OutputChunk>; end: () => OutputEnd };
+  ) => { chunks: AsyncIterable<OutputChunk>; end: () => Promise<OutputEnd> };
 }
 
 /** A row: its arguments are checked (throwing invalid-argument naming the field) before the handler. */
@@ -51,7 +51,7 @@ function unary<A>(
 function stream<A>(
   args: Check<A>,
   handler: (args: A, context: OpContext) => AsyncIterable<OutputChunk>,
-  end: (args: A, context: OpContext) => OutputEnd,
+  end: (args: A, context: OpContext) => Promise<OutputEnd>,
 ): StreamOp {
   return {
     kind: 'stream',
@@ -90,7 +90,7 @@ export const OP_TABLE: Readonly<Record<ExecutorOp, UnaryOp | StreamOp>> = {
     return runtime.get(args.id);
   }),
   list: unary(listArgs, function answerListJobs(args, { runtime }) {
-    return Promise.resolve(runtime.list(args));
+    return runtime.list(args);
   }),
   'read-output': stream(
     readOutputArgs,

@@ -240,16 +240,16 @@ lifecycle('list filters by owner and state, oldest first, and pages', async ({ t
   const a = await runToEnd(t.runtime, { argv: ['true'] }, owner);
   const b = await runToEnd(t.runtime, { argv: ['false'] }, owner);
   assert.equal(
-    t.runtime.list({ owner }).jobs.map((job) => job.id),
+    (await t.runtime.list({ owner })).jobs.map((job) => job.id),
     [a.record.id, b.record.id],
   );
   assert.equal(
-    t.runtime.list({ owner, state: 'FAILED' }).jobs.map((job) => job.id),
+    (await t.runtime.list({ owner, state: 'FAILED' })).jobs.map((job) => job.id),
     [b.record.id],
   );
-  const first = t.runtime.list({ owner, limit: 1 });
+  const first = await t.runtime.list({ owner, limit: 1 });
   assert.equal([first.jobs.map((job) => job.id), first.more], [[a.record.id], true]);
-  const second = t.runtime.list({ owner, limit: 1, after: a.record.id });
+  const second = await t.runtime.list({ owner, limit: 1, after: a.record.id });
   assert.equal([second.jobs.map((job) => job.id), second.more], [[b.record.id], false]);
 });
 
