@@ -11,6 +11,7 @@ import { JobRuntime } from '../executor/runtime/job-runtime.ts';
 import { encodeFrame, FrameDecoder } from '../shared/framing.ts';
 import { createLogger } from '../shared/logger.ts';
 import { drain, start, startStack } from '../test/root/api-kit.ts';
+import { startJob } from '../test/root/executor-kit.ts';
 
 const MiB = 1024 * 1024;
 
@@ -86,7 +87,7 @@ try {
     `\nstart latency (${runs} sequential runs each; jobworker = cgroups + 5 namespaces + helper + exec)`,
   );
   await timeEach(5, () =>
-    runtime.start({ argv: ['true'] }, 'bench').then((job) => runtime.wait(job.id)),
+    startJob(runtime, { argv: ['true'] }, 'bench').then((job) => runtime.wait(job.id)),
   );
   row(
     'baseline: Node spawn(/bin/true) to exit',
@@ -102,7 +103,7 @@ try {
   const startToEnd: number[] = [];
   for (let i = 0; i < runs; i += 1) {
     const started = performance.now();
-    const job = await runtime.start({ argv: ['true'] }, 'bench');
+    const job = await startJob(runtime, { argv: ['true'] }, 'bench');
     startToExec.push(performance.now() - started);
     await runtime.wait(job.id);
     startToEnd.push(performance.now() - started);
@@ -129,7 +130,11 @@ try {
     }
     pipeRates.push(size / MiB / ((performance.now() - started) / 1000));
     started = performance.now();
-    const job = await runtime.start({ argv: ['head', '-c', String(size), '/dev/zero'] }, 'bench');
+    const job = await startJob(
+      runtime,
+      { argv: ['head', '-c', String(size), '/dev/zero'] },
+      'bench',
+    );
     await runtime.wait(job.id);
     drainRates.push(size / MiB / ((performance.now() - started) / 1000));
     await runtime.applyRetention();
@@ -139,7 +144,11 @@ try {
   ratioRow('drained to disk / plain pipe', median(drainRates) / median(pipeRates), 0.8);
   const readers = 10;
   const watched = await timeEach(3, async () => {
-    const job = await runtime.start({ argv: ['head', '-c', String(size), '/dev/zero'] }, 'bench');
+    const job = await startJob(
+      runtime,
+      { argv: ['head', '-c', String(size), '/dev/zero'] },
+      'bench',
+    );
     await Promise.all(
       Array.from({ length: readers }, async () => {
         for await (const _chunk of runtime.readOutput(job.id, 0)) {

@@ -9,11 +9,9 @@ import { JOB_ID, MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
 import { encodedSize, MAX_FRAME_BYTES } from '../../shared/framing.ts';
 import { JobError } from '../../shared/errors.ts';
 import type { JobLimits, JobRecord, JobSpec, JobState } from '../../shared/job.ts';
-import { jobSpecSchema } from '../../shared/job-spec-schema.ts';
 import { resolveBlockDevices } from '../cgroup/block-device.ts';
 import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
 import type { ExecutorConfig } from '../config.ts';
-import { effectiveLimits, effectiveTimeout } from './effective-limits.ts';
 import { clampToHost, readHostCapacity } from './host-capacity.ts';
 import { describeStartError } from './job-end.ts';
 import { JobStore } from './job-store.ts';
@@ -75,6 +73,14 @@ function summarize(record: JobRecord, recordBytes: number): JobSummary {
   return { id, owner, state, createdAt, endedAt, outputBytes, recordBytes };
 }
 
+/** A start the op table has checked: the spec, and the limits and timeout that apply to it. */
+export interface StartRequest {
+  spec: JobSpec;
+  owner: string;
+  limits: JobLimits;
+  timeoutMs: number | null;
+}
+
 export interface RuntimeParts {
   config: Readonly<ExecutorConfig>;
   cgroups: CgroupDriver;
@@ -104,7 +110,7 @@ const STATE_FULL =
   "the executor's state filesystem is full; no job can be started until space is freed";
 
 export class JobRuntime {
-  private readonly config: Readonly<ExecutorConfig>;
+  private readonly settings: Readonly<ExecutorConfig>;
   private readonly cgroups: CgroupDriver;
   private readonly logger: Logger;
   private readonly store: JobStore;
@@ -119,7 +125,7 @@ export class JobRuntime {
   private retentionTimer: NodeJS.Timeout | undefined;
 
   private constructor(parts: RuntimeParts) {
-    this.config = parts.config;
+    this.settings = parts.config;
     this.cgroups = parts.cgroups;
     this.logger = parts.logger;
     this.store = new JobStore(parts.config.stateDir, parts.logger);
@@ -246,14 +252,18 @@ export class JobRuntime {
     return count;
   }
 
+  /** The configuration in force: the file's, with limits clamped to this host. */
+  get config(): Readonly<ExecutorConfig> {
+    return this.settings;
+  }
+
   /**
-   * Starts a job. Resolves with its record once the program was exec'd. Bad input throws
-   * invalid-argument (nothing is created); a program that cannot be exec'd throws start-failed
-   * (the job is recorded, FAILED with reason start-failed, details.jobId names it).
+   * Starts a job from a request the op table has checked. Resolves with its record once the
+   * program was exec'd. A program that cannot be exec'd throws start-failed (the job is recorded,
+   * FAILED with reason start-failed, details.jobId names it).
    */
-  async start(rawSpec: unknown, owner: string): Promise<JobRecord> {
+  async start({ spec, owner, limits, timeoutMs }: StartRequest): Promise<JobRecord> {
     if (this.closing) throw new JobError('failed-precondition', 'the executor is shutting down');
-    const spec: JobSpec = jobSpecSchema(rawSpec, 'spec');
     // The cap is taken before the first await: concurrent starts cannot all pass the check.
     if (this.runningCount + this.starting >= this.config.maxRunningJobs) {
       throw new JobError(
@@ -261,8 +271,6 @@ export class JobRuntime {
         `the executor already runs its maximum of ${this.config.maxRunningJobs} jobs`,
       );
     }
-    const limits = effectiveLimits(spec.limits ?? {}, this.config);
-    const timeoutMs = effectiveTimeout(spec, this.config);
     this.starting += 1;
     let counted = true;
     const uncount = () => {
@@ -444,15 +452,8 @@ export class JobRuntime {
   }
 
   /** Stops a running job and resolves with its final record; an ended job's record is returned as is. */
-  async stop(id: string, graceMs = this.config.stopGraceMs): Promise<JobRecord> {
+  async stop(id: string, graceMs: number): Promise<JobRecord> {
     const entry = this.entry(id);
-    if (graceMs > this.config.maxStopGraceMs) {
-      throw new JobError(
-        'invalid-argument',
-        `graceMs: must be at most ${this.config.maxStopGraceMs}`,
-        { field: 'graceMs' },
-      );
-    }
     if (entry.running) await entry.running.stop(graceMs);
     return structuredClone(await this.recordOf(entry));
   }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobError } from '../../shared/errors.ts';
-import { openTestRuntime, shell } from './executor-kit.ts';
+import { openTestRuntime, shell, startJob } from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
 const footprint = suite<{ t: TestRuntime }>('job footprint');
@@ -90,9 +90,11 @@ footprint("a pids limit above the host's pid_max is refused, naming it", async (
   const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
   const asked = Math.min(pidMax + 1, 65_536);
   if (asked <= pidMax) return; // the configured maximum is below this host's pid_max anyway
-  const error = await t.runtime
-    .start({ argv: ['true'], limits: { pids: asked } }, 'tester')
-    .catch((e: unknown) => e as JobError);
+  const error = await startJob(
+    t.runtime,
+    { argv: ['true'], limits: { pids: asked } },
+    'tester',
+  ).catch((e: unknown) => e as JobError);
   assert.is((error as JobError).code, 'invalid-argument');
   assert.is(
     (error as JobError).message,

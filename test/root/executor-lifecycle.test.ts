@@ -6,7 +6,16 @@ import { execFileSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { JobError } from '../../shared/errors.ts';
-import { openTestRuntime, processExists, runToEnd, shell, sleep } from './executor-kit.ts';
+import type { JobSpec } from '../../shared/job.ts';
+import {
+  openTestRuntime,
+  processExists,
+  runToEnd,
+  shell,
+  sleep,
+  startJob,
+  stopJob,
+} from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
 const lifecycle = suite<{ t: TestRuntime }>('job lifecycle');
@@ -59,12 +68,12 @@ function jobCgroupDirs(id: string): string {
 
 async function expectStartError(
   t: TestRuntime,
-  spec: Parameters<TestRuntime['runtime']['start']>[0],
+  spec: JobSpec,
   message: string,
   errno: string,
 ) {
   try {
-    await t.runtime.start(spec, 'tester');
+    await startJob(t.runtime, spec, 'tester');
     assert.unreachable('the job started');
   } catch (error) {
     assert.instance(error, JobError);
@@ -156,13 +165,14 @@ lifecycle('a job past its timeout is stopped and recorded as timed-out', async (
 });
 
 lifecycle('stop: SIGTERM reaches the whole process group; the job ends STOPPED', async ({ t }) => {
-  const job = await t.runtime.start(
+  const job = await startJob(
+    t.runtime,
     { argv: ['sh', '-c', 'sleep 100 & sleep 100 & wait'] },
     'tester',
   );
   await sleep(100);
   const started = Date.now();
-  const record = await t.runtime.stop(job.id, 5000);
+  const record = await stopJob(t.runtime, job.id, 5000);
   assert.ok(Date.now() - started < 1000, 'ended well inside the grace period');
   assert.equal([record.state, record.endReason], ['STOPPED', 'stopped']);
 });
@@ -171,7 +181,8 @@ lifecycle(
   "stop kills a double-forked, setsid'd grandchild and a main process that ignores SIGTERM",
   async ({ t }) => {
     const marker = `jobworker-marker-${randomBytes(6).toString('hex')}`;
-    const job = await t.runtime.start(
+    const job = await startJob(
+      t.runtime,
       {
         argv: [
           'sh',
@@ -188,7 +199,7 @@ lifecycle(
       return found.length === 2 ? found : undefined;
     });
     const started = Date.now();
-    const record = await t.runtime.stop(job.id, 300);
+    const record = await stopJob(t.runtime, job.id, 300);
     const took = Date.now() - started;
     assert.ok(took >= 300 && took < 2000, `stop took ${took} ms`);
     for (const pid of pids) assert.not.ok(processExists(pid), `process ${pid} survived the stop`);
@@ -223,9 +234,9 @@ lifecycle(
   'stop of an ended job returns its record unchanged; unknown ids are not found',
   async ({ t }) => {
     const { record } = await shell(t.runtime, 'exit 0');
-    assert.equal(await t.runtime.stop(record.id), record);
+    assert.equal(await stopJob(t.runtime, record.id), record);
     try {
-      await t.runtime.stop('0'.repeat(32));
+      await stopJob(t.runtime, '0'.repeat(32));
       assert.unreachable();
     } catch (error) {
       assert.is((error as JobError).code, 'not-found');

@@ -5,7 +5,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openTestRuntime, shell, sleep } from './executor-kit.ts';
+import { openTestRuntime, shell, sleep, startJob, stopJob } from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
 const retention = suite<{ t: TestRuntime }>('retention');
@@ -25,7 +25,7 @@ retention(
   'beyond maxJobs the oldest ended jobs go, records and output; a running job stays',
   async ({ t }) => {
     await writeFile(join(t.config.stateDir, 'jobs', 'not-a-job.txt'), 'left alone');
-    const running = await t.runtime.start({ argv: ['sleep', '60'] }, 'tester');
+    const running = await startJob(t.runtime, { argv: ['sleep', '60'] }, 'tester');
     const ended: string[] = [];
     for (let i = 0; i < 5; i += 1) ended.push((await shell(t.runtime, `echo ${i}`)).record.id);
     await sleep(100); // the sweep after the last job runs in the background
@@ -36,7 +36,7 @@ retention(
       [...kept, running.id].sort(),
     );
     assert.ok(existsSync(join(t.config.stateDir, 'jobs', 'not-a-job.txt')));
-    await t.runtime.stop(running.id, 500);
+    await stopJob(t.runtime, running.id, 500);
   },
 );
 
@@ -55,7 +55,11 @@ bigRecords(
     const bulky = 'x'.repeat(120 * 1024);
     const ids: string[] = [];
     for (let i = 0; i < 6; i += 1) {
-      const started = await t.runtime.start({ argv: ['true', bulky, bulky, String(i)] }, 'tester');
+      const started = await startJob(
+        t.runtime,
+        { argv: ['true', bulky, bulky, String(i)] },
+        'tester',
+      );
       await t.runtime.wait(started.id);
       ids.push(started.id);
     }
@@ -86,7 +90,8 @@ bigRecords.run();
 
 const aging = suite<{ t: TestRuntime }>('retention by age');
 aging.before(async (context) => {
-  context.t = await openTestRuntime({ retention: { maxAgeMs: 300 } });
+  // Wide margins: a loaded machine stretches every step of the test but not maxAgeMs.
+  context.t = await openTestRuntime({ retention: { maxAgeMs: 1500 } });
 });
 aging.after(async ({ t }) => {
   await t.close();
@@ -94,7 +99,7 @@ aging.after(async ({ t }) => {
 
 aging('an ended job older than maxAgeMs is deleted at the next sweep', async ({ t }) => {
   const old = (await shell(t.runtime, 'echo old')).record.id;
-  await sleep(400);
+  await sleep(1700);
   const fresh = (await shell(t.runtime, 'echo fresh')).record.id;
   await sleep(100);
   assert.equal(await jobDirs(t), [fresh]);

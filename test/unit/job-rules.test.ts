@@ -6,7 +6,7 @@ import { parseExecutorConfig } from '../../executor/config.ts';
 import { effectiveLimits, effectiveTimeout } from '../../executor/runtime/effective-limits.ts';
 import { classifyEnd, describeStartError } from '../../executor/runtime/job-end.ts';
 import type { EndFacts } from '../../executor/runtime/job-end.ts';
-import { OP_TABLE } from '../../executor/socket/op-table.ts';
+import { OP_TABLE, TABLE_OPS } from '../../executor/socket/op-table.ts';
 import { describeErrno } from '../../executor/runtime/keeper-link.ts';
 
 const rules = suite('executor rules');
@@ -15,6 +15,7 @@ const MiB = 1024 * 1024;
 rules('the op table is exactly these five ops (a new op is a reviewed change)', () => {
   assert.equal(Object.keys(OP_TABLE).sort(), ['get', 'list', 'read-output', 'start', 'stop']);
   assert.equal([...EXECUTOR_OPS].sort(), Object.keys(OP_TABLE).sort());
+  assert.equal([...TABLE_OPS].sort(), Object.keys(OP_TABLE).sort(), 'the envelope accepts these');
   assert.equal(
     Object.entries(OP_TABLE)
       .filter(([, op]) => op.kind === 'stream')
