@@ -44,6 +44,15 @@ export function classifyEnd(facts: EndFacts): EndOutcome {
   return { state: facts.exitCode === 0 ? 'COMPLETED' : 'FAILED', endReason: 'exited', ...exit };
 }
 
+/**
+ * Where a start failed, as clients are told: only an exec failure is about the program (not
+ * found, not executable); a chdir failure is about the working directory; anything else is the
+ * job's setup, which no change to argv fixes.
+ */
+export function startStage(error: StartError): 'exec' | 'chdir' | 'setup' {
+  return error.stage === 'exec' || error.stage === 'chdir' ? error.stage : 'setup';
+}
+
 /** The message a person reads for a start failure: `exec "foo": no such file or directory`. */
 export function describeStartError(error: StartError, argv0: string, workingDir: string): string {
   if (error.stage === 'exec') return `exec ${JSON.stringify(argv0)}: ${error.reason}`;

@@ -13,7 +13,7 @@ import { resolveBlockDevices } from '../cgroup/block-device.ts';
 import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
 import type { ExecutorConfig } from '../config.ts';
 import { clampToHost, readHostCapacity } from './host-capacity.ts';
-import { describeStartError } from './job-end.ts';
+import { describeStartError, startStage } from './job-end.ts';
 import { JobStore } from './job-store.ts';
 import { killKeeper, reconnectKeeper } from './keeper-link.ts';
 import { readKeeperStatus } from './keeper-status.ts';
@@ -355,7 +355,11 @@ export class JobRuntime {
         throw new JobError(
           'start-failed',
           describeStartError(result.error, spec.argv[0] ?? '', workingDir),
-          { jobId: id, errno: result.error.errno },
+          {
+            jobId: id,
+            errno: result.error.errno,
+            stage: startStage(result.error),
+          },
         );
       }
       return structuredClone(record);

@@ -137,7 +137,5 @@ export function callOp<Op extends UnaryName>(
 ): Promise<OpResults[Op]> {
   const row = OP_TABLE[op];
   if (row.kind !== 'unary') throw new Error(`${op} is a stream op`);
-  return row.run(args, { runtime, signal: new AbortController().signal }) as Promise<
-    OpResults[Op]
-  >;
+  return row.run(args, { runtime, signal: new AbortController().signal }) as Promise<OpResults[Op]>;
 }

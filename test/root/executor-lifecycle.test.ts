@@ -71,6 +71,7 @@ async function expectStartError(
   spec: JobSpec,
   message: string,
   errno: string,
+  stage = 'exec',
 ) {
   try {
     await startJob(t.runtime, spec, 'tester');
@@ -81,6 +82,11 @@ async function expectStartError(
     assert.is(jobError.code, 'start-failed');
     assert.is(jobError.message, message);
     assert.is(jobError.details.errno, errno);
+    assert.is(
+      jobError.details.stage,
+      stage,
+      'exec, chdir or setup: only exec is about the program',
+    );
     const record = await t.runtime.get(String(jobError.details.jobId));
     assert.is(record.state, 'FAILED');
     assert.is(record.endReason, 'start-failed');
@@ -148,6 +154,7 @@ lifecycle('a missing working directory is a start error', async ({ t }) => {
     { argv: ['true'], workingDir: '/no/such/dir' },
     'chdir "/no/such/dir": no such file or directory',
     'ENOENT',
+    'chdir',
   );
 });
 

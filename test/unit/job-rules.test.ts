@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { EXECUTOR_OPS } from '../../shared/executor-protocol.ts';
 import { parseExecutorConfig } from '../../executor/config.ts';
 import { effectiveLimits, effectiveTimeout } from '../../executor/runtime/effective-limits.ts';
-import { classifyEnd, describeStartError } from '../../executor/runtime/job-end.ts';
+import { classifyEnd, describeStartError, startStage } from '../../executor/runtime/job-end.ts';
 import type { EndFacts } from '../../executor/runtime/job-end.ts';
 import { OP_TABLE, TABLE_OPS } from '../../executor/socket/op-table.ts';
 import { describeErrno } from '../../executor/runtime/keeper-link.ts';
@@ -121,6 +121,16 @@ rules("start errors read like the shell's", () => {
       '/job',
     ),
     'job setup failed at mount /proc: operation not permitted',
+  );
+});
+
+rules("start failures name their stage: exec, chdir, or the job's setup", () => {
+  const at = (stage: string) => startStage({ errno: 'ENOENT', reason: 'x', stage });
+  assert.equal(
+    ['exec', 'chdir', 'mount /proc', 'join cgroup /sys/fs/cgroup/x', 'init ended during setup'].map(
+      at,
+    ),
+    ['exec', 'chdir', 'setup', 'setup', 'setup'],
   );
 });
 
