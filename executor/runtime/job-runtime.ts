@@ -194,7 +194,7 @@ export class JobRuntime {
     );
     entry.running = running;
     entry.liveLog = running.log;
-    void running.ended.then(() => this.onEnded(entry, uid));
+    void running.settled.then(() => this.onEnded(entry, uid));
     return running;
   }
 
@@ -348,9 +348,9 @@ export class JobRuntime {
       entry.liveLog = job.log;
       this.jobs.set(id, entry);
       uncount();
-      void job.ended.then(() => this.onEnded(entry, jobUid));
+      void job.settled.then(() => this.onEnded(entry, jobUid));
       if (!result.started) {
-        await job.ended;
+        await job.settled;
         if (result.error.errno === 'ENOSPC') throw new JobError('resource-exhausted', STATE_FULL);
         throw new JobError(
           'start-failed',
@@ -458,14 +458,22 @@ export class JobRuntime {
   /** Stops a running job and resolves with its final record; an ended job's record is returned as is. */
   async stop(id: string, graceMs: number): Promise<JobRecord> {
     const entry = this.entry(id);
-    if (entry.running) await entry.running.stop(graceMs);
+    if (entry.running) {
+      const running = entry.running;
+      await running.stop(graceMs);
+      // A stop answers once nothing of the job is left (only a watcher's end is hurried).
+      await running.settled;
+    }
     return structuredClone(await this.recordOf(entry));
   }
 
-  /** Resolves with the job's final record once it has ended (at once for an ended job). */
+  /**
+   * Resolves with the job's final record once it has ended and nothing of it is left but its
+   * record and output (at once for an ended job).
+   */
   async wait(id: string): Promise<JobRecord> {
     const entry = this.entry(id);
-    if (entry.running) await entry.running.ended;
+    if (entry.running) await entry.running.settled;
     return structuredClone(await this.recordOf(entry));
   }
 
@@ -474,7 +482,7 @@ export class JobRuntime {
     const entry = this.entry(id);
     const record = structuredClone(await this.recordOf(entry));
     const running = entry.running;
-    if (running) {
+    if (running && !running.hasEnded) {
       record.usage = await running.cgroup.readUsage().catch(() => null);
       record.outputBytes = running.log?.size ?? 0;
       record.outputTruncated = running.log?.truncated ?? false;
@@ -579,7 +587,7 @@ export class JobRuntime {
     const running = [...this.jobs.values()].flatMap((entry) =>
       entry.running ? [entry.running] : [],
     );
-    await Promise.all(running.map((job) => job.stop(graceMs)));
+    await Promise.all(running.map((job) => job.stop(graceMs).then(() => job.settled)));
   }
 
   /**
@@ -595,7 +603,7 @@ export class JobRuntime {
     for (const entry of this.jobs.values()) {
       if (!entry.running) continue;
       // A job whose keeper is already done is recorded first: there is no keeper to hand it to.
-      if (entry.running.isFinishing) recording.push(entry.running.ended);
+      if (entry.running.isFinishing) recording.push(entry.running.settled);
       else {
         entry.running.detach();
         detached += 1;

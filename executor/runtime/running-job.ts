@@ -30,8 +30,13 @@ export interface RunningJobParts {
 export class RunningJob {
   readonly record: JobRecord;
   readonly cgroup: JobCgroup;
-  /** Resolves with the final record once the job has ended and everything is cleaned up. */
+  /**
+   * Resolves with the final record once the job has ended: its output is complete for readers
+   * and its record final. Its cgroups, directory and the record's save follow (`settled`).
+   */
   readonly ended: Promise<JobRecord>;
+  /** Resolves once nothing of the ended job is left but its record and output. */
+  readonly settled: Promise<void>;
 
   private readonly parts: RunningJobParts;
   private readonly logger: Logger;
@@ -44,6 +49,7 @@ export class RunningJob {
   private stopRequested = false;
   private watchdog: NodeJS.Timeout | undefined;
   private settle!: (ended: Promise<JobRecord>) => void;
+  private cleanedUp!: () => void;
 
   private constructor(parts: RunningJobParts) {
     this.parts = parts;
@@ -52,6 +58,7 @@ export class RunningJob {
     this.logger = parts.logger.child({ job: parts.record.id });
     this.jobDir = parts.store.jobDir(parts.record.id);
     this.ended = new Promise((resolve) => (this.settle = resolve));
+    this.settled = new Promise((resolve) => (this.cleanedUp = resolve));
   }
 
   /** The job's output log; null only before a launched job's keeper has created it. */
@@ -121,8 +128,11 @@ export class RunningJob {
    * Records a job whose keeper is gone: it ended while no executor ran (its status says how), or
    * its keeper was killed or the host restarted (no status: the end is unknown).
    */
-  static settleWithoutKeeper(parts: RunningJobParts): Promise<JobRecord> {
-    return new RunningJob(parts).finish(null);
+  static async settleWithoutKeeper(parts: RunningJobParts): Promise<JobRecord> {
+    const job = new RunningJob(parts);
+    const record = await job.finish(null);
+    await job.settled;
+    return record;
   }
 
   /** Opens the log the keeper writes and keeps its committed size up to date. */
@@ -157,6 +167,11 @@ export class RunningJob {
       this.watchdog = setTimeout(() => void this.killHard(), graceMs + STOP_MARGIN_MS);
     }
     return this.ended;
+  }
+
+  /** True once the record is final (the rest of the clean-up may still be under way). */
+  get hasEnded(): boolean {
+    return this.record.state !== 'RUNNING';
   }
 
   /** True once the keeper is done and the end is being recorded: nothing is left to hand over. */
@@ -199,12 +214,6 @@ export class RunningJob {
     await attempt('kill leftovers', () => this.cgroup.killAll(), undefined);
     const usage = await attempt('read usage', () => this.cgroup.readUsage(), null);
     const oomKilled = await attempt('read oom events', () => this.cgroup.wasOomKilled(), false);
-    await attempt('remove cgroup', () => this.cgroup.remove(), undefined);
-    await attempt(
-      'remove work directory',
-      () => this.parts.store.removeWorkDir(this.record.id),
-      undefined,
-    );
 
     const record = this.record;
     const outcome = this.outcome(status, startFailure, oomKilled);
@@ -216,11 +225,22 @@ export class RunningJob {
       outputTruncated: status?.truncated ?? this.outputLog?.truncated ?? record.outputTruncated,
       endedAt: status?.endedAt ?? Date.now(),
     });
-    // A full state disk must not lose the end: the store keeps trying until it is saved.
-    await this.parts.store.saveOrRetry(record);
     // Only now do readers reach the end: whoever read all output and then asks for the job's
     // status sees its final record.
     this.outputLog?.finish(record.outputBytes, record.outputTruncated);
+    // The rest is not on anyone's way: the answer does not wait for it. The record's save needs
+    // no sync: a crash before it leaves the keeper's status file to say the same at the next start.
+    void (async () => {
+      await attempt('remove cgroup', () => this.cgroup.remove(), undefined);
+      await attempt(
+        'remove work directory',
+        () => this.parts.store.removeWorkDir(this.record.id),
+        undefined,
+      );
+      // A full state disk must not lose the end: the store keeps trying until it is saved.
+      await this.parts.store.saveOrRetry(record);
+      this.cleanedUp();
+    })();
     this.logger.info(
       {
         state: record.state,
