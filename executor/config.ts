@@ -34,6 +34,11 @@ export interface ExecutorConfig {
   maxStopGraceMs: number;
   /** Size of each job's private /tmp (tmpfs: its pages count against the job's memory limit). */
   tmpSizeBytes: number;
+  /**
+   * Open files each job process may have (RLIMIT_NOFILE, soft = hard): the host's file table is
+   * shared, so a job's share of it is bounded by this times its pids limit.
+   */
+  jobOpenFiles: number;
   /** Output stored per job; past it the job keeps running, its output is drained and dropped. */
   maxOutputBytes: number;
   /** Ended jobs and their output are deleted after maxAgeMs and beyond maxJobs/maxOutputBytes. */
@@ -60,8 +65,14 @@ export const EXECUTOR_DEFAULTS: ExecutorConfig = {
   stopGraceMs: 5_000,
   maxStopGraceMs: 60_000,
   tmpSizeBytes: 256 * MiB,
+  jobOpenFiles: 1024,
   maxOutputBytes: 1024 * MiB,
-  retention: { maxAgeMs: 7 * 24 * 3600 * 1000, maxJobs: 10_000, maxOutputBytes: 20 * 1024 * MiB },
+  retention: {
+    maxAgeMs: 7 * 24 * 3600 * 1000,
+    maxJobs: 10_000,
+    maxOutputBytes: 20 * 1024 * MiB,
+    maxRecordBytes: 256 * MiB,
+  },
   limits: {
     defaults: { cpus: 1, memoryBytes: 512 * MiB, pids: 512 },
     max: { cpus: 64, memoryBytes: 64 * 1024 * MiB, pids: 65_536 },
@@ -78,8 +89,19 @@ const nullable =
   (value, field) =>
     value === null ? null : check(value, field);
 
+/** Each job's keeper listens on <stateDir>/jobs/<32 hex>/keeper.sock: 50 bytes after stateDir. */
+const KEEPER_SOCKET_SUFFIX_BYTES = '/jobs/'.length + 32 + '/keeper.sock'.length;
+
 const fileSchema = object({
-  stateDir: optional(absolutePath),
+  stateDir: optional((value, field) => {
+    const path = absolutePath(value, field);
+    if (Buffer.byteLength(path) > 107 - KEEPER_SOCKET_SUFFIX_BYTES)
+      throw invalid(
+        field,
+        `must be at most ${107 - KEEPER_SOCKET_SUFFIX_BYTES} bytes (job keepers' Unix sockets live below it)`,
+      );
+    return path;
+  }),
   // sun_path holds 108 bytes including the terminating NUL.
   socketPath: optional((value, field) => {
     const path = absolutePath(value, field);
@@ -115,12 +137,14 @@ const fileSchema = object({
   stopGraceMs: optional(integer({ min: 0, max: 3_600_000, unit: 'ms' })),
   maxStopGraceMs: optional(integer({ min: 0, max: 3_600_000, unit: 'ms' })),
   tmpSizeBytes: optional(integer({ min: MiB, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
+  jobOpenFiles: optional(integer({ min: 16, max: 1_048_576 })),
   maxOutputBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
   retention: optional(
     object({
       maxAgeMs: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'ms' })),
       maxJobs: optional(integer({ min: 0, max: 10_000_000 })),
       maxOutputBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
+      maxRecordBytes: optional(integer({ min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' })),
     }),
   ),
   limits: optional(object({ defaults: optional(jobLimitsSchema), max: optional(jobLimitsSchema) })),

@@ -73,10 +73,12 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'stopping: no new requests, stopping every job');
+    // Jobs outlive the executor: their keepers carry on and the next start takes them over. Ending
+    // every job is a separate act (executor/drain.ts).
+    logger.info({ signal }, 'stopping: no new requests; running jobs stay with their keepers');
     void (async () => {
       await server.close();
-      await runtime.shutdown();
+      await runtime.close();
       logger.info('executor stopped');
       process.exit(0);
     })();

@@ -12,7 +12,7 @@
 //   executor.log, api.log    their logs (JSON lines)
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -194,7 +194,10 @@ async function main(): Promise<void> {
     child.stderr?.on('data', (data: Buffer) => {
       if (early.length < 65_536) early += data.toString();
     });
-    child.stderr?.pipe(createWriteStream(logPath, { flags: 'a' }));
+    // Logs name jobs, owners and errors: root's to read, as the journal would be (also a log an
+    // earlier version left readable).
+    if (existsSync(logPath)) chmodSync(logPath, 0o600);
+    child.stderr?.pipe(createWriteStream(logPath, { flags: 'a', mode: 0o600 }));
     return { child, logPath, earlyLog: () => early };
   };
   // As its unit does: msgpackr's optional native decoder is never loaded by the root process.
@@ -226,13 +229,18 @@ Ctrl-C stops both processes.`);
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    console.log('\nstopping the API, then the executor (running jobs are stopped)');
+    console.log('\nstopping the API, every job (a drain), then the executor');
     const exited = (child: ChildProcess) =>
       new Promise<void>((done) =>
         child.exitCode !== null ? done() : child.once('exit', () => done()),
       );
     api.child.kill('SIGTERM');
     void exited(api.child)
+      .then(() => {
+        // Jobs outlive the executor; a development stack leaves nothing running: drain first.
+        const drain = launch('drain', 'executor/drain.ts', executorConfig);
+        return exited(drain.child);
+      })
       .then(() => {
         executor.child.kill('SIGTERM');
         return exited(executor.child);

@@ -100,4 +100,5 @@ export type Reply =
 export const MAX_REQUEST_ID = 0xffffffff;
 
 /** Defined in job-id.ts; here too for the modules that import it from the protocol. */
+/** Kept for the API's imports; the definition is shared/job-id.ts. */
 export { JOB_ID } from './job-id.ts';

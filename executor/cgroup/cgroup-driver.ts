@@ -15,10 +15,13 @@ export interface CgroupDriver {
   describe(): string;
   /**
    * Creates this executor's parent cgroup(s) below the executor's own cgroup and removes job
-   * cgroups left behind by an earlier run (killing what still runs in them). Returns the job ids
-   * that were swept. Idempotent.
+   * cgroups left behind by an earlier run (killing what still runs in them), except those of
+   * `keep`: jobs whose keepers a restarted executor took over. Returns the job ids that were
+   * swept. Idempotent.
    */
-  prepare(): Promise<string[]>;
+  prepare(keep?: ReadonlySet<string>): Promise<string[]>;
+  /** The cgroup(s) of a job created by an earlier run of this executor, to take over. */
+  existing(jobId: string): JobCgroup;
   /**
    * Creates the cgroup(s) for one job and writes every limit before any process enters.
    * Fails with a message naming the limit when the kernel refuses a value.
@@ -31,8 +34,8 @@ export interface CgroupDriver {
 export interface JobCgroup {
   readonly jobId: string;
   /**
-   * Directories whose cgroup.procs the helper writes its own pid to before it clones the job, so
-   * every job process is inside the job's cgroups from its first instruction.
+   * Directories whose cgroup.procs the job's init joins before it does anything else, so every
+   * process of the job is born inside the job's cgroups.
    */
   readonly joinDirs: readonly string[];
   /** True while any process is in the job's cgroup. */

@@ -3,7 +3,8 @@ import type { JobLimits } from '../../shared/job.ts';
 import type { BlockDevice, CgroupDriver, JobCgroup } from './cgroup-driver.ts';
 import { CgroupFs, errnoOf } from './cgroup-fs.ts';
 import { createJobCgroup, LayoutJobCgroup, removeCgroupDir } from './job-cgroup.ts';
-import { JOB_ID, parentDir, type CgroupLayout } from './layout.ts';
+import { JOB_ID } from '../../shared/job-id.ts';
+import { parentDir, type CgroupLayout } from './layout.ts';
 
 export abstract class LayoutDriver implements CgroupDriver {
   protected readonly layout: CgroupLayout;
@@ -20,9 +21,13 @@ export abstract class LayoutDriver implements CgroupDriver {
   /** Creates the `<name>` parent in every hierarchy, ready for job cgroups. Idempotent. */
   protected abstract prepareParents(): Promise<void>;
 
-  async prepare(): Promise<string[]> {
+  async prepare(keep: ReadonlySet<string> = new Set()): Promise<string[]> {
     await this.prepareParents();
-    return this.#sweepLeftovers();
+    return this.#sweepLeftovers(keep);
+  }
+
+  existing(jobId: string): JobCgroup {
+    return new LayoutJobCgroup(this.fs, this.layout, jobId);
   }
 
   create(jobId: string, limits: JobLimits, ioDevices: readonly BlockDevice[]): Promise<JobCgroup> {
@@ -41,12 +46,15 @@ export abstract class LayoutDriver implements CgroupDriver {
     }
   }
 
-  /** Job cgroups below our parents are from an earlier run of this instance: kill and remove. */
-  async #sweepLeftovers(): Promise<string[]> {
+  /**
+   * Job cgroups below our parents are from an earlier run of this instance: unless their job was
+   * taken over, kill and remove.
+   */
+  async #sweepLeftovers(keep: ReadonlySet<string>): Promise<string[]> {
     const ids = new Set<string>();
     for (const hierarchy of this.layout.hierarchies) {
       const children = await this.fs.childCgroups(parentDir(this.layout, hierarchy));
-      for (const child of children) if (JOB_ID.test(child)) ids.add(child);
+      for (const child of children) if (JOB_ID.test(child) && !keep.has(child)) ids.add(child);
     }
     const swept = [...ids].sort();
     for (const jobId of swept) {

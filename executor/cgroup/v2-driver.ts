@@ -33,8 +33,8 @@ export class V2CgroupDriver extends LayoutDriver {
 /**
  * Makes `<own>/<name>` a parent whose children get the controllers v2 serves us. v2 lets a
  * non-root cgroup hand controllers to its children only while it holds no processes itself, so
- * the executor first moves itself into the leaf `<own>/<name>-executor`, together with the
- * processes it started before (its descendants: e.g. the esbuild service a tsx loader runs).
+ * the executor first moves itself into the leaf `<own>/<name>-executor`, together with any
+ * processes it started before (its descendants).
  * Other processes in the executor's cgroup would be left inside; that is an operator's setup
  * error, reported as such rather than worked around by moving processes that are not ours.
  */

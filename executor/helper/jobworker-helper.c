@@ -1,32 +1,51 @@
 /*
- * jobworker-helper: the one native step between the root executor and a job.
+ * jobworker-helper: the one native program between the root executor and a job.
  *
  * Node cannot clone into namespaces, act as PID 1, drop privileges between fork and exec, or
- * report an exec failure from inside a namespace, so this small program does exactly that and
- * nothing more. It is started by the executor only (never by a user) and trusts the executor;
- * it still refuses specs that would run a job as root.
+ * report an exec failure from inside a namespace; and a job must outlive the executor that
+ * started it (a crash, an upgrade). This small program does exactly that and nothing more. It
+ * is started by the executor only (never by a user) and trusts the executor; it still refuses
+ * specs that would run a job as root.
  *
- * Three processes, all inside the job's cgroups from their first instruction:
+ * Three processes:
  *
- *   monitor  (host PID namespace)  reads the spec, joins the cgroups, creates the output pipes,
- *      │                           clones the init, relays start/exit reports to the executor,
- *      │                           forwards signals to the init. Dies with the executor.
+ *   keeper  (host PID namespace, root, its own session, outside the job's cgroups)
+ *      │    owns the job for its whole life, whether or not an executor is running: holds the
+ *      │    read ends of the job's stdout and stderr pipes and appends what arrives to the
+ *      │    job's output files itself (splice: no copy through user space), drops output past
+ *      │    the cap or on a write error (a job never blocks on its output), enforces the
+ *      │    timeout, carries out stops, and records the job's end in a status file. Serves the
+ *      │    executor that started it on fd 3 and any later one on keeper.sock.
  *      └─ init  (PID 1 of new PID, mount, network, UTS and IPC namespaces)
- *           │                      builds the job's filesystem view, sets the hostname, brings
- *           │                      up loopback, forks the job, forwards signals to its process
- *           │                      group, reaps every orphan, exits with the job's status (and
- *           │                      the kernel then kills whatever is left in the namespace).
- *           └─ job                 drops every privilege, installs the seccomp filter, execs.
+ *           │   joins the job's cgroups before it does anything else, builds the job's
+ *           │   filesystem view, sets the hostname, brings up loopback, forks the job, forwards
+ *           │   signals to its process group, reaps every orphan, exits with the job's status
+ *           │   (the kernel then kills whatever is left in the namespace). Dies with the keeper.
+ *           └─ job  born inside the job's cgroups; drops every privilege, installs the seccomp
+ *                   filter, execs.
  *
- * Protocol on fd 3 (a socket from the executor):
- *   executor → helper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs
- *                      (keys: uid gid hostname workdir cwd tmp-size cgroup* mask* arg* env*)
- *   helper → executor  text lines: "pipes <stdout-fd> <stderr-fd>", "init <pid>",
- *                      "started" | "start-error <errno> <stage>", then "exit code <n>" |
- *                      "exit signal <n>"
- *   executor → helper  one byte once it has opened /proc/<monitor>/fd/<n> for both pipes; the
- *                      monitor holds the pipes' read ends until then, so no output is lost
- *                      however fast the job ends.
+ * The job's directory (fd 4 at start, root-only) holds what the keeper writes:
+ *   output.bin     stdout and stderr bytes in order of arrival (clients' offsets are into this)
+ *   output.idx     8-byte big-endian entries (run start offset << 1 | 0 stdout, 1 stderr),
+ *                  each written before its run's bytes: no byte is ever on disk without its tag
+ *   keeper.sock    where a restarted executor finds the keeper again
+ *   keeper.status  written once, atomically, when the job has ended (see write_status)
+ *
+ * Protocol. Start, on fd 3 (a socket from the executor that launches the job):
+ *   keeper → executor  "keeper <pid> <start time>"       (start time: /proc/<pid>/stat field 22)
+ *   executor → keeper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs (keys:
+ *                      uid gid hostname workdir cwd tmp-size output-max timeout-ms
+ *                      timeout-grace-ms nofile cgroup* mask* arg* env*)
+ *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
+ * Then fd 3, and every connection to keeper.sock, is a control channel of text lines:
+ *   keeper → executor  on a keeper.sock connection first: "keeper <pid> <start time>",
+ *                      "job <uid> <init pid>"
+ *                      after "watch": "size <output bytes> <truncated 0|1>" whenever it changed
+ *                      (coalesced: the keeper never waits for a slow reader)
+ *                      "ended" once keeper.status is written; then the keeper exits
+ *   executor → keeper  "watch"
+ *                      "stop <grace ms>": SIGTERM to the job, everything killed after the grace
+ * A line the keeper does not understand closes that connection, nothing else.
  *
  * Built with: cc -O2 -Wall -Wextra -Werror (scripts/build-helper.sh). libc only.
  */
@@ -40,6 +59,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -53,15 +73,20 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <grp.h>
 
 #define CONTROL_FD 3
+#define JOB_DIR_FD 4
 #define MAX_SPEC_BYTES (1u << 20)
 #define OUTPUT_PIPE_BYTES (1 << 20)
 /* Where the job's writable directory appears, and its default working directory. */
@@ -70,7 +95,18 @@
 #define NEW_ROOT "/tmp"
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-/* Exit statuses of the monitor itself (the job's status is reported on fd 3, not here). */
+/* The files of the job's directory (relative to it: the keeper's working directory). */
+#define OUTPUT_DATA_FILE "output.bin"
+#define OUTPUT_INDEX_FILE "output.idx"
+#define KEEPER_SOCKET "keeper.sock"
+#define STATUS_FILE "keeper.status"
+#define STATUS_TEMP_FILE "keeper.status.tmp"
+/* Room reserved for the status file when the job starts, so recording its end never needs
+ * space a full disk no longer has. */
+#define STATUS_BYTES 512
+
+/* Exit statuses of the keeper itself (the job's status is reported on fd 3 and in the status
+ * file, not here). */
 #define EXIT_START_FAILED 1
 #define EXIT_HELPER_FAILED 2
 
@@ -81,6 +117,10 @@ struct spec {
     const char *workdir; /* host path of the job's writable directory */
     const char *cwd;     /* path inside the job's view */
     unsigned long long tmp_size;
+    unsigned long long output_max;   /* bytes of output stored; the rest is dropped */
+    unsigned long long timeout_ms;   /* 0: none */
+    unsigned long long timeout_grace_ms;
+    unsigned long long nofile;       /* RLIMIT_NOFILE of the job's processes */
     const char **cgroups;
     size_t n_cgroups;
     const char **masks;
@@ -91,9 +131,9 @@ struct spec {
     size_t envc;
 };
 
-/* Start-time failures go to the executor as "start-error <errno> <stage>": from the monitor
+/* Start-time failures go to the executor as "start-error <errno> <stage>": from the keeper
  * directly on fd 3, from the init and the job through the close-on-exec exec pipe, which the
- * monitor relays. */
+ * keeper relays. */
 static int report_fd = CONTROL_FD;
 
 static void write_all(int fd, const char *buf, size_t len)
@@ -110,22 +150,29 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
+/* One record as one line into buf: a path with a newline in it must not forge a second record,
+ * and a truncated record still ends its line. Returns the line's length. */
+__attribute__((format(printf, 3, 0))) static size_t format_line(char *buf, size_t size,
+                                                                  const char *fmt, va_list ap)
+{
+    int n = vsnprintf(buf, size, fmt, ap);
+    if (n <= 0)
+        return 0;
+    size_t len = (size_t)n < size ? (size_t)n : size - 1;
+    for (size_t i = 0; i + 1 < len; i++)
+        if (buf[i] == '\n')
+            buf[i] = '?';
+    buf[len - 1] = '\n';
+    return len;
+}
+
 __attribute__((format(printf, 2, 3))) static void report(int fd, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
+    size_t len = format_line(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    /* One line per record: a path with a newline in it must not forge a second record, and a
-     * truncated record still ends its line. */
-    for (size_t i = 0; i + 1 < len; i++)
-        if (line[i] == '\n')
-            line[i] = '?';
-    line[len - 1] = '\n';
     write_all(fd, line, len);
 }
 
@@ -141,7 +188,9 @@ __attribute__((noreturn, format(printf, 2, 3))) static void fail(int err, const 
     _exit(EXIT_START_FAILED);
 }
 
-/* A failure after the job started: there is no start error to report any more. */
+/* A failure with no one left to report it to: the keeper's and the init's stderr is /dev/null
+ * once the executor may be gone, so this only ends the process (and, for the keeper, the job
+ * with it: the init dies with its keeper). */
 __attribute__((noreturn, format(printf, 1, 2))) static void die_errno(const char *fmt, ...)
 {
     int err = errno;
@@ -182,6 +231,17 @@ static unsigned long parse_id(const char *key, const char *value)
     return v;
 }
 
+/* A decimal count: digits only, no sign, no overflow. */
+static unsigned long long parse_count(const char *key, const char *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno != 0 || *value < '0' || *value > '9' || *end != '\0')
+        fail(EINVAL, "spec %s", key);
+    return v;
+}
+
 /* Absolute, and no ".." component: the executor derives these paths, this only catches bugs. */
 static bool is_absolute_clean_path(const char *path)
 {
@@ -217,6 +277,7 @@ static void read_spec(struct spec *s)
     if (!s->cgroups || !s->masks || !s->argv || !s->envp)
         fail(ENOMEM, "spec lists");
 
+    bool has_output_max = false;
     for (char *p = buf; p < buf + len;) {
         char *key = p;
         p += strlen(p) + 1;
@@ -235,7 +296,16 @@ static void read_spec(struct spec *s)
         else if (strcmp(key, "cwd") == 0)
             s->cwd = value;
         else if (strcmp(key, "tmp-size") == 0)
-            s->tmp_size = strtoull(value, NULL, 10);
+            s->tmp_size = parse_count(key, value);
+        else if (strcmp(key, "output-max") == 0) {
+            s->output_max = parse_count(key, value);
+            has_output_max = true;
+        } else if (strcmp(key, "timeout-ms") == 0)
+            s->timeout_ms = parse_count(key, value);
+        else if (strcmp(key, "timeout-grace-ms") == 0)
+            s->timeout_grace_ms = parse_count(key, value);
+        else if (strcmp(key, "nofile") == 0)
+            s->nofile = parse_count(key, value);
         else if (strcmp(key, "cgroup") == 0)
             s->cgroups[s->n_cgroups++] = value;
         else if (strcmp(key, "mask") == 0)
@@ -261,6 +331,13 @@ static void read_spec(struct spec *s)
         fail(EINVAL, "spec cwd");
     if (s->tmp_size == 0)
         fail(EINVAL, "spec tmp-size");
+    if (!has_output_max)
+        fail(EINVAL, "spec output-max");
+    if (s->nofile < 16 || s->nofile > 1u << 20)
+        fail(EINVAL, "spec nofile");
+    /* Past a day of milliseconds times a thousand years, a timer's arithmetic could wrap. */
+    if (s->timeout_ms > 1ull << 45 || s->timeout_grace_ms > 1ull << 45)
+        fail(EINVAL, "spec timeout");
     for (size_t i = 0; i < s->n_cgroups; i++)
         if (!is_absolute_clean_path(s->cgroups[i]))
             fail(EINVAL, "spec cgroup %s", s->cgroups[i]);
@@ -270,22 +347,10 @@ static void read_spec(struct spec *s)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Monitor                                                                                   */
+/* Keeper: start                                                                             */
 
 /* The signals the executor may send to stop or notify a job; all are forwarded inward. */
 static const int forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-
-/* The next of the (blocked) signals in `set`: how the monitor and the init wait for anything. */
-static int next_signal(const sigset_t *set)
-{
-    for (;;) {
-        int sig = sigwaitinfo(set, NULL);
-        if (sig >= 0)
-            return sig;
-        if (errno != EINTR)
-            die_errno("sigwaitinfo");
-    }
-}
 
 static void forwarded_and_child_set(sigset_t *set)
 {
@@ -295,51 +360,88 @@ static void forwarded_and_child_set(sigset_t *set)
     sigaddset(set, SIGCHLD);
 }
 
-/* Writing our own pid into each cgroup.procs before cloning means the init and the job are
- * born inside the job's cgroups: nothing the job runs is ever outside its limits. */
-static void join_cgroups(const struct spec *s)
+/* Our start time in clock ticks since boot (/proc/self/stat field 22). With the pid it names
+ * this process uniquely for the life of the host: a pid reused later has a later start time. */
+static unsigned long long own_start_time(void)
 {
-    char path[PATH_MAX], pid[32];
-    int len = snprintf(pid, sizeof pid, "%d\n", getpid());
-    for (size_t i = 0; i < s->n_cgroups; i++) {
-        if (snprintf(path, sizeof path, "%s/cgroup.procs", s->cgroups[i]) >= (int)sizeof path)
-            fail(ENAMETOOLONG, "join cgroup %s", s->cgroups[i]);
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-            fail(errno, "join cgroup %s", s->cgroups[i]);
-        if (write(fd, pid, (size_t)len) != len)
-            fail(errno, "join cgroup %s", s->cgroups[i]);
-        close(fd);
-    }
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail(errno, "read own start time");
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        fail(EIO, "read own start time");
+    buf[n] = '\0';
+    /* comm (field 2) may hold spaces and parentheses: count fields after the last ')'. */
+    char *p = strrchr(buf, ')');
+    for (int field = 2; p && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        fail(EIO, "parse own start time");
+    return strtoull(p + 1, NULL, 10);
 }
 
 static void make_output_pipe(int fds[2], const struct spec *s)
 {
     if (pipe2(fds, O_CLOEXEC) < 0)
         fail(errno, "create output pipe");
-    /* A larger buffer lets a bursty job keep running while the executor is busy elsewhere. */
+    /* A larger buffer lets a bursty job keep running while the disk catches up. */
     (void)fcntl(fds[1], F_SETPIPE_SZ, OUTPUT_PIPE_BYTES);
+    /* Our end never blocks: the keeper has other pipes and connections to serve. */
+    if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0)
+        fail(errno, "output pipe non-blocking");
     /* A pipe belongs to its creator (root, mode 0600); give it to the job so that reopening it,
      * as `echo >/dev/stderr` does through /proc/self/fd/2, works (runc does the same). */
     if (fchown(fds[1], s->uid, s->gid) < 0)
         fail(errno, "chown output pipe");
 }
 
-static void report_exit_status(int status)
+/* The output files are new (O_EXCL): a job's output is never appended to anything older. */
+static int create_job_file(const char *name)
 {
-    if (WIFSIGNALED(status))
-        report(CONTROL_FD, "exit signal %d\n", WTERMSIG(status));
-    else
-        report(CONTROL_FD, "exit code %d\n", WEXITSTATUS(status));
+    int fd = openat(JOB_DIR_FD, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        fail(errno, "create %s", name);
+    return fd;
+}
+
+/* The status file's space, taken now: a full disk later cannot stop the job's end being
+ * recorded (overwriting allocated bytes and renaming in the same directory need no new space). */
+static int reserve_status_file(void)
+{
+    int fd = openat(JOB_DIR_FD, STATUS_TEMP_FILE, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        fail(errno, "create %s", STATUS_TEMP_FILE);
+    char blank[STATUS_BYTES];
+    memset(blank, '\n', sizeof blank);
+    if (pwrite(fd, blank, sizeof blank, 0) != (ssize_t)sizeof blank)
+        fail(errno ? errno : ENOSPC, "reserve %s", STATUS_TEMP_FILE);
+    return fd;
+}
+
+/* keeper.sock, in the root-only job directory (our working directory): only root can have
+ * made it, and only root can reach it. */
+static int listen_keeper_socket(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        fail(errno, "keeper socket");
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    strcpy(address.sun_path, KEEPER_SOCKET);
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0 || listen(fd, 4) < 0)
+        fail(errno, "listen on %s", KEEPER_SOCKET);
+    return fd;
 }
 
 /* The exec pipe's write ends belong to the init and the job and close when the job's execve
  * succeeds. The init writes SETUP_DONE before it forks the job; either may write a start error.
  * So: an error line → that error; SETUP_DONE then EOF → the program is running; EOF alone → the
- * init died during setup (killed, or out of memory under a tiny limit). */
+ * init died during setup (killed, or out of memory under a tiny limit). Returns true when the
+ * program is running; the line for the executor is in `result`. */
 #define SETUP_DONE "setup-done\n"
 
-static void relay_start_result(int exec_read_fd)
+static bool await_start(int exec_read_fd, char *result, size_t size)
 {
     char buf[1024];
     size_t len = 0;
@@ -355,61 +457,586 @@ static void relay_start_result(int exec_read_fd)
     }
     buf[len] = '\0';
     char *error = strstr(buf, "start-error ");
-    if (error)
-        write_all(CONTROL_FD, error, strlen(error));
-    else if (strncmp(buf, SETUP_DONE, strlen(SETUP_DONE)) == 0)
-        report(CONTROL_FD, "started\n");
-    else
-        report(CONTROL_FD, "start-error 0 init ended during setup\n");
+    if (error) {
+        snprintf(result, size, "%.*s", (int)strcspn(error, "\n"), error);
+        return false;
+    }
+    if (strncmp(buf, SETUP_DONE, strlen(SETUP_DONE)) == 0) {
+        snprintf(result, size, "started");
+        return true;
+    }
+    snprintf(result, size, "start-error 0 init ended during setup");
+    return false;
 }
 
-static void run_init(const struct spec *s, pid_t monitor, int out_fd, int err_fd, int exec_fd,
+static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
                      int status_fd) __attribute__((noreturn));
+
+/* ---------------------------------------------------------------------------------------- */
+/* Keeper: the job's life                                                                    */
+
+#define MAX_CLIENTS 4
+#define CLIENT_LINE_BYTES 64
+/* How much of one pipe is moved before the keeper looks at its other inputs again. */
+#define MOVE_BUDGET_BYTES (4u << 20)
+/* After the init has exited, how long a pipe may stay open: only a process outside the job
+ * (given the pipe over a socket) could still hold its write end. */
+#define DRAIN_AFTER_EXIT_MS 1000
+/* After a wake that moved less than this, output pipes are left alone for NAP_MS. */
+#define NAP_BELOW_BYTES (64u << 10)
+#define NAP_MS 1
+#define MAX_GRACE_MS 3600000ull
+
+enum stop_reason { STOP_NONE, STOP_STOPPED, STOP_TIMED_OUT };
+
+struct client {
+    int fd; /* -1: free */
+    bool watching;
+    bool size_due;
+    size_t len;
+    char line[CLIENT_LINE_BYTES];
+};
+
+struct output {
+    int fd; /* -1: at end of file */
+    int tag; /* 0 stdout, 1 stderr, as in output.idx */
+};
+
+struct keeper {
+    const struct spec *spec;
+    pid_t pid;
+    unsigned long long start_time;
+    pid_t init;
+    int status_pipe; /* the init writes the job's exact wait status here before it exits */
+    bool init_exited;
+    int init_status;
+    int job_status;
+    bool job_status_known;
+    char start_error[512]; /* "start-error …" when the program never ran */
+    unsigned long long exited_at_ms; /* CLOCK_MONOTONIC */
+
+    int data_fd, index_fd, status_fd, listen_fd, signal_fd, timeout_fd, kill_fd;
+    struct output outputs[2];
+    unsigned long long data_bytes, index_entries;
+    int last_tag;
+    bool truncated;
+    bool write_failed;
+    bool use_splice;
+    unsigned long long sent_bytes;
+    bool sent_truncated;
+
+    enum stop_reason stop;
+    unsigned long long kill_deadline_ms; /* CLOCK_MONOTONIC; 0: no kill pending */
+    unsigned long long nap_until_ms;     /* CLOCK_MONOTONIC; 0: output pipes are polled */
+
+    struct client clients[MAX_CLIENTS];
+};
+
+static unsigned long long monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (unsigned long long)now.tv_sec * 1000ull + (unsigned long long)now.tv_nsec / 1000000ull;
+}
+
+static void arm_timer(int fd, unsigned long long at_ms)
+{
+    struct itimerspec when = {
+        .it_value = {.tv_sec = (time_t)(at_ms / 1000), .tv_nsec = (long)(at_ms % 1000) * 1000000L},
+    };
+    if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &when, NULL) < 0)
+        die_errno("arm timer");
+}
+
+/* --- output ---------------------------------------------------------------------------------- */
+
+/* Stops storing output for good (full disk, I/O error): the job keeps running, its pipes keep
+ * being drained, and its output is marked truncated. */
+static void give_up_storing(struct keeper *k)
+{
+    k->write_failed = true;
+    k->truncated = true;
+}
+
+/* The index entry that tags the bytes about to be stored, unless they continue the last run. */
+static bool begin_run(struct keeper *k, int tag)
+{
+    if (k->last_tag == tag)
+        return true;
+    unsigned long long entry = k->data_bytes << 1 | (unsigned long long)tag;
+    unsigned char bytes[8];
+    for (int i = 7; i >= 0; i--) {
+        bytes[i] = (unsigned char)(entry & 0xff);
+        entry >>= 8;
+    }
+    if (pwrite(k->index_fd, bytes, sizeof bytes, (off_t)(k->index_entries * sizeof bytes)) !=
+        (ssize_t)sizeof bytes) {
+        give_up_storing(k);
+        return false;
+    }
+    k->index_entries++;
+    k->last_tag = tag;
+    return true;
+}
+
+/* Reads and forgets what waits in the pipe: past the cap, or when nothing can be stored. */
+static ssize_t discard(int fd, size_t len)
+{
+    static char scratch[64 * 1024];
+    return read(fd, scratch, len < sizeof scratch ? len : sizeof scratch);
+}
+
+/* Moves up to `len` bytes from the pipe to the end of output.bin. splice(2) moves pipe pages into
+ * the file without copying them through user space; where the filesystem cannot splice, read and
+ * write do the same. Returns the bytes taken from the pipe (all stored unless storing failed
+ * part-way), 0 at end of file, -1 with errno. */
+static ssize_t store(struct keeper *k, int fd, size_t len)
+{
+    if (k->use_splice) {
+        loff_t at = (loff_t)k->data_bytes;
+        ssize_t n = splice(fd, NULL, k->data_fd, &at, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0)
+            k->data_bytes += (unsigned long long)n;
+        if (n >= 0 || errno != EINVAL)
+            return n;
+        k->use_splice = false;
+    }
+    static char buffer[64 * 1024];
+    ssize_t n = read(fd, buffer, len < sizeof buffer ? len : sizeof buffer);
+    if (n <= 0)
+        return n;
+    ssize_t written = pwrite(k->data_fd, buffer, (size_t)n, (off_t)k->data_bytes);
+    if (written > 0)
+        k->data_bytes += (unsigned long long)written;
+    if (written != n)
+        give_up_storing(k); /* the rest of this read is lost with the disk */
+    return n;
+}
+
+/* The largest single move: a whole pipe buffer. */
+#define MOVE_BYTES (1u << 20)
+
+/* Takes what the job wrote to one pipe, adding the bytes to *taken. Returns false once the pipe
+ * is at end of file (empty, and no writer left). */
+static bool take_output(struct keeper *k, struct output *o, size_t *taken)
+{
+    for (size_t moved = 0; moved < MOVE_BUDGET_BYTES;) {
+        unsigned long long room = k->write_failed || k->data_bytes >= k->spec->output_max
+                                      ? 0
+                                      : k->spec->output_max - k->data_bytes;
+        ssize_t n;
+        if (room > 0 && k->last_tag != o->tag) {
+            /* A new run's index entry is written only for bytes that are really there. */
+            int waiting = 0;
+            if (ioctl(o->fd, FIONREAD, &waiting) < 0 || waiting <= 0) {
+                struct pollfd hup = {.fd = o->fd, .events = POLLIN};
+                return !(poll(&hup, 1, 0) == 1 && (hup.revents & POLLHUP));
+            }
+            if (!begin_run(k, o->tag))
+                room = 0;
+        }
+        if (room == 0) {
+            n = discard(o->fd, MOVE_BYTES);
+            if (n > 0)
+                k->truncated = true;
+        } else {
+            n = store(k, o->fd, room < MOVE_BYTES ? (size_t)room : MOVE_BYTES);
+            if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                give_up_storing(k); /* ENOSPC, EIO, EFBIG, EDQUOT: drop from here on */
+                continue;
+            }
+        }
+        if (n == 0)
+            return false;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return true; /* EAGAIN: drained for now */
+        }
+        moved += (size_t)n;
+        *taken += (size_t)n;
+    }
+    return true;
+}
+
+/* --- control connections --------------------------------------------------------------------- */
+
+static void close_client(struct client *c)
+{
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* Writes one line, or closes the connection: a control line is tiny, so a socket that cannot
+ * take it is a peer that stopped reading. Size notices are resent later instead (send_due). */
+__attribute__((format(printf, 2, 3))) static void tell(struct client *c, const char *fmt, ...)
+{
+    char line[128];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = format_line(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (c->fd >= 0 && send(c->fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len)
+        close_client(c);
+}
+
+static struct client *add_client(struct keeper *k, int fd)
+{
+    for (size_t i = 0; i < MAX_CLIENTS; i++) {
+        struct client *c = &k->clients[i];
+        if (c->fd >= 0)
+            continue;
+        *c = (struct client){.fd = fd};
+        return c;
+    }
+    close(fd); /* one executor at a time is normal; a few are tolerated; more are refused */
+    return NULL;
+}
+
+static void begin_stop(struct keeper *k, enum stop_reason reason, unsigned long long grace_ms)
+{
+    if (k->init_exited)
+        return;
+    unsigned long long deadline = monotonic_ms() + grace_ms;
+    if (k->stop == STOP_NONE) {
+        k->stop = reason;
+        /* The init forwards it to the job's process group, as for any forwarded signal. */
+        kill(k->init, SIGTERM);
+    }
+    /* A later stop may shorten the grace (a drain), never lengthen it. */
+    if (k->kill_deadline_ms == 0 || deadline < k->kill_deadline_ms) {
+        k->kill_deadline_ms = deadline;
+        arm_timer(k->kill_fd, deadline);
+    }
+}
+
+static void obey(struct keeper *k, struct client *c, const char *line)
+{
+    char *end;
+    if (strcmp(line, "watch") == 0) {
+        c->watching = true;
+        c->size_due = true;
+    } else if (strncmp(line, "stop ", 5) == 0 && line[5] >= '0' && line[5] <= '9') {
+        errno = 0;
+        unsigned long long grace = strtoull(line + 5, &end, 10);
+        if (errno != 0 || *end != '\0' || grace > MAX_GRACE_MS) {
+            close_client(c);
+            return;
+        }
+        begin_stop(k, STOP_STOPPED, grace);
+    } else {
+        close_client(c);
+    }
+}
+
+static void read_commands(struct keeper *k, struct client *c)
+{
+    char buf[256];
+    ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        close_client(c);
+        return;
+    }
+    for (ssize_t i = 0; i < n && c->fd >= 0; i++) {
+        if (buf[i] == '\n') {
+            c->line[c->len] = '\0';
+            c->len = 0;
+            obey(k, c, c->line);
+        } else if (c->len + 1 < sizeof c->line) {
+            c->line[c->len++] = buf[i];
+        } else {
+            close_client(c); /* no command is this long */
+        }
+    }
+}
+
+static void accept_client(struct keeper *k)
+{
+    int fd = accept4(k->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct client *c = add_client(k, fd);
+    if (c) {
+        tell(c, "keeper %d %llu\n", k->pid, k->start_time);
+        tell(c, "job %u %d\n", (unsigned)k->spec->uid, k->init);
+    }
+}
+
+/* Size notices carry only the latest figure, so a reader that falls behind gets one line, not
+ * a backlog: the keeper never waits on an executor. */
+static void send_sizes(struct keeper *k)
+{
+    bool changed = k->data_bytes != k->sent_bytes || k->truncated != k->sent_truncated;
+    k->sent_bytes = k->data_bytes;
+    k->sent_truncated = k->truncated;
+    for (size_t i = 0; i < MAX_CLIENTS; i++) {
+        struct client *c = &k->clients[i];
+        if (c->fd < 0 || !c->watching || !(c->size_due || changed))
+            continue;
+        char line[64];
+        int len = snprintf(line, sizeof line, "size %llu %d\n", k->data_bytes, k->truncated);
+        ssize_t n = send(c->fd, line, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n == len)
+            c->size_due = false;
+        else if (n < 0 && errno == EAGAIN)
+            c->size_due = true; /* sent when the socket drains (POLLOUT) */
+        else
+            close_client(c);
+    }
+}
+
+/* --- the end ------------------------------------------------------------------------------- */
+
+static unsigned long long realtime_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (unsigned long long)now.tv_sec * 1000ull + (unsigned long long)now.tv_nsec / 1000000ull;
+}
+
+/* keeper.status, written in place into the space reserved at start, then renamed: a reader sees
+ * no file or the whole file. The result line comes from, in order: a start error; the job's exact
+ * wait status as the init reported it; the init's own status (the init was killed, e.g. at the
+ * end of a stop's grace period). */
+static void write_status(struct keeper *k)
+{
+    char text[STATUS_BYTES];
+    int len;
+    int status = k->job_status_known ? k->job_status : k->init_status;
+    if (k->start_error[0])
+        len = snprintf(text, sizeof text, "result start-failed %s\n",
+                       k->start_error + strlen("start-error "));
+    else if (WIFSIGNALED(status))
+        len = snprintf(text, sizeof text, "result signaled %d\n", WTERMSIG(status));
+    else
+        len = snprintf(text, sizeof text, "result exited %d\n", WEXITSTATUS(status));
+    if (k->stop != STOP_NONE && len < (int)sizeof text)
+        len += snprintf(text + len, sizeof text - (size_t)len, "stop %s\n",
+                        k->stop == STOP_TIMED_OUT ? "timed-out" : "stopped");
+    if (len < (int)sizeof text)
+        len += snprintf(text + len, sizeof text - (size_t)len, "output %llu %d\nended %llu\n",
+                        k->data_bytes, k->truncated, realtime_ms());
+    if (len >= (int)sizeof text)
+        len = (int)sizeof text - 1;
+    if (pwrite(k->status_fd, text, (size_t)len, 0) != len || ftruncate(k->status_fd, len) < 0 ||
+        renameat(JOB_DIR_FD, STATUS_TEMP_FILE, JOB_DIR_FD, STATUS_FILE) < 0)
+        die_errno("write %s", STATUS_FILE);
+}
+
+__attribute__((noreturn)) static void finish(struct keeper *k)
+{
+    /* The status first: an executor that finds no socket (or no answer on it) finds the status
+     * file, never neither. */
+    write_status(k);
+    unlinkat(JOB_DIR_FD, KEEPER_SOCKET, 0);
+    for (size_t i = 0; i < MAX_CLIENTS; i++) {
+        struct client *c = &k->clients[i];
+        if (c->fd < 0)
+            continue;
+        c->size_due = c->watching;
+    }
+    send_sizes(k);
+    for (size_t i = 0; i < MAX_CLIENTS; i++) {
+        struct client *c = &k->clients[i];
+        if (c->fd >= 0)
+            tell(c, "ended\n");
+    }
+    exit(0);
+}
+
+static void note_init_exit(struct keeper *k)
+{
+    int status;
+    pid_t done = waitpid(k->init, &status, WNOHANG);
+    if (done != k->init)
+        return;
+    k->init_exited = true;
+    k->init_status = status;
+    ssize_t n;
+    do
+        n = read(k->status_pipe, &k->job_status, sizeof k->job_status);
+    while (n < 0 && errno == EINTR);
+    k->job_status_known = n == (ssize_t)sizeof k->job_status;
+    k->exited_at_ms = monotonic_ms();
+    k->kill_deadline_ms = 0;
+}
+
+static void take_signal(struct keeper *k)
+{
+    struct signalfd_siginfo info;
+    while (read(k->signal_fd, &info, sizeof info) == (ssize_t)sizeof info) {
+        int sig = (int)info.ssi_signo;
+        if (sig == SIGCHLD)
+            note_init_exit(k);
+        else if (sig == SIGTERM || sig == SIGINT)
+            /* Someone ends the keeper (host shutdown): stop the job the way the executor would. */
+            begin_stop(k, STOP_STOPPED, k->spec->timeout_grace_ms);
+        else if (!k->init_exited)
+            kill(k->init, sig);
+    }
+}
+
+/* Reads a timerfd's expiry count; true when it expired. */
+static bool expired(int fd)
+{
+    uint64_t count;
+    return read(fd, &count, sizeof count) == (ssize_t)sizeof count && count > 0;
+}
+
+/* The job's life after its program started: output in, commands in, notices out, timers; until
+ * the init has exited and both pipes are at their end. */
+__attribute__((noreturn)) static void keep(struct keeper *k)
+{
+    enum { SIGNALS, TIMEOUT, KILL, LISTEN, OUT, ERR, CLIENTS, SLOTS = CLIENTS + MAX_CLIENTS };
+    for (;;) {
+        int timeout = -1;
+        if (k->init_exited) {
+            bool open = k->outputs[0].fd >= 0 || k->outputs[1].fd >= 0;
+            unsigned long long since = monotonic_ms() - k->exited_at_ms;
+            if (!open || since >= DRAIN_AFTER_EXIT_MS)
+                finish(k);
+            timeout = (int)(DRAIN_AFTER_EXIT_MS - since);
+        }
+        bool napping = false;
+        if (k->nap_until_ms > 0) {
+            unsigned long long now = monotonic_ms();
+            napping = now < k->nap_until_ms && !k->init_exited;
+            if (napping && (timeout < 0 || k->nap_until_ms - now < (unsigned long long)timeout))
+                timeout = (int)(k->nap_until_ms - now);
+            if (!napping)
+                k->nap_until_ms = 0;
+        }
+        struct pollfd fds[SLOTS];
+        fds[SIGNALS] = (struct pollfd){.fd = k->signal_fd, .events = POLLIN};
+        fds[TIMEOUT] = (struct pollfd){.fd = k->timeout_fd, .events = POLLIN};
+        fds[KILL] = (struct pollfd){.fd = k->kill_fd, .events = POLLIN};
+        fds[LISTEN] = (struct pollfd){.fd = k->listen_fd, .events = POLLIN};
+        fds[OUT] = (struct pollfd){.fd = napping ? -1 : k->outputs[0].fd, .events = POLLIN};
+        fds[ERR] = (struct pollfd){.fd = napping ? -1 : k->outputs[1].fd, .events = POLLIN};
+        for (size_t i = 0; i < MAX_CLIENTS; i++) {
+            struct client *c = &k->clients[i];
+            fds[CLIENTS + i] = (struct pollfd){
+                .fd = c->fd, .events = (short)(POLLIN | (c->size_due ? POLLOUT : 0))};
+        }
+        if (poll(fds, SLOTS, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            die_errno("poll");
+        }
+        if (fds[SIGNALS].revents)
+            take_signal(k);
+        if (fds[TIMEOUT].revents && expired(k->timeout_fd))
+            begin_stop(k, STOP_TIMED_OUT, k->spec->timeout_grace_ms);
+        if (fds[KILL].revents && expired(k->kill_fd) && !k->init_exited)
+            kill(k->init, SIGKILL); /* the PID namespace, and every process of the job, with it */
+        size_t taken = 0;
+        for (int i = 0; i < 2; i++) {
+            struct output *o = &k->outputs[i];
+            if (o->fd >= 0 && fds[OUT + i].revents && !take_output(k, o, &taken)) {
+                close(o->fd);
+                o->fd = -1;
+            }
+        }
+        /* A job writing in small pieces would wake the keeper for each: after a wake that moved
+         * little, let its output gather for a moment (a pipe holds far more than that much). */
+        if (taken > 0 && taken < NAP_BELOW_BYTES && !k->init_exited)
+            k->nap_until_ms = monotonic_ms() + NAP_MS;
+        if (fds[LISTEN].revents)
+            accept_client(k);
+        for (size_t i = 0; i < MAX_CLIENTS; i++) {
+            struct client *c = &k->clients[i];
+            if (c->fd >= 0 && fds[CLIENTS + i].fd == c->fd &&
+                (fds[CLIENTS + i].revents & (POLLIN | POLLHUP | POLLERR)))
+                read_commands(k, c);
+        }
+        send_sizes(k);
+    }
+}
+
+/* The init keeps only what it needs: the job's pipes' write ends and its two report pipes.
+ * Everything else of the keeper's (output files, sockets, timers) is closed in it. */
+static void close_all_but(const int *keep, size_t n)
+{
+    int last = STDERR_FILENO;
+    int sorted[8];
+    memcpy(sorted, keep, n * sizeof *keep);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (sorted[j] < sorted[i]) {
+                int t = sorted[i];
+                sorted[i] = sorted[j];
+                sorted[j] = t;
+            }
+    for (size_t i = 0; i < n; i++) {
+        if (sorted[i] > last + 1)
+            close_range((unsigned)last + 1, (unsigned)sorted[i] - 1, 0);
+        last = sorted[i];
+    }
+    close_range((unsigned)last + 1, ~0u, 0);
+}
 
 int main(int argc, char **argv)
 {
     (void)argv;
-    pid_t executor = getppid();
-    /* Die with the executor: a job must never outlive the process that accounts for it. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != executor)
-        return EXIT_HELPER_FAILED;
     if (argc != 1) {
         fprintf(stderr, "jobworker-helper: started by the jobworker executor only\n");
         return EXIT_HELPER_FAILED;
     }
-    if (fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC) < 0) {
-        fprintf(stderr, "jobworker-helper: no control socket on fd 3\n");
+    if (fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC) < 0 || fcntl(JOB_DIR_FD, F_SETFD, FD_CLOEXEC) < 0) {
+        fprintf(stderr, "jobworker-helper: no control socket on fd 3 or job directory on fd 4\n");
         return EXIT_HELPER_FAILED;
     }
-    /* Only 0 (/dev/null), 1, 2 and the control socket are expected; drop anything else. */
-    if (close_range(CONTROL_FD + 1, ~0u, 0) < 0)
+    /* Only 0 (/dev/null), 1, 2, the control socket and the job directory are expected. */
+    if (close_range(JOB_DIR_FD + 1, ~0u, 0) < 0)
         fail(errno, "close inherited descriptors");
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0)
-        fail(errno, "stdin /dev/null");
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(devnull, STDOUT_FILENO) < 0 ||
+        dup2(devnull, STDERR_FILENO) < 0)
+        fail(errno, "stdio /dev/null");
     close(devnull);
+    /* The keeper outlives the executor: no death signal from it, and a write to a connection
+     * the executor dropped is an error to handle (EPIPE), not the keeper's end. */
+    signal(SIGPIPE, SIG_IGN);
+    /* Our files are root's alone; keeper.sock's path is relative to the job directory. */
+    umask(077);
+    if (fchdir(JOB_DIR_FD) < 0)
+        fail(errno, "enter the job directory");
+
+    struct keeper k = {.pid = getpid(), .last_tag = -1, .use_splice = true};
+    for (size_t i = 0; i < MAX_CLIENTS; i++)
+        k.clients[i].fd = -1;
+    k.start_time = own_start_time();
+    report(CONTROL_FD, "keeper %d %llu\n", k.pid, k.start_time);
 
     struct spec spec = {0};
     read_spec(&spec);
+    k.spec = &spec;
 
-    /* Signals stay blocked from here on and are taken with sigwaitinfo, in the monitor and in the
-     * init alike: nothing can arrive between a check and a wait. */
+    /* Signals stay blocked from here on: the keeper takes them from a signalfd in its loop, the
+     * init with sigwaitinfo; nothing can arrive between a check and a wait. */
     sigset_t waited;
     forwarded_and_child_set(&waited);
     if (sigprocmask(SIG_BLOCK, &waited, NULL) < 0)
         fail(errno, "block signals");
+    k.signal_fd = signalfd(-1, &waited, SFD_NONBLOCK | SFD_CLOEXEC);
+    k.timeout_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    k.kill_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (k.signal_fd < 0 || k.timeout_fd < 0 || k.kill_fd < 0)
+        fail(errno, "signal and timer descriptors");
+
+    k.data_fd = create_job_file(OUTPUT_DATA_FILE);
+    k.index_fd = create_job_file(OUTPUT_INDEX_FILE);
+    k.status_fd = reserve_status_file();
+    k.listen_fd = listen_keeper_socket();
 
     int out[2], err[2], exec_pipe[2], status_pipe[2];
     make_output_pipe(out, &spec);
     make_output_pipe(err, &spec);
-    report(CONTROL_FD, "pipes %d %d\n", out[0], err[0]);
-
-    join_cgroups(&spec);
-
     if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0)
         fail(errno, "create status pipes");
 
-    pid_t monitor = getpid();
     /* A raw clone without a new stack behaves like fork: the child continues on a copy of ours. */
     pid_t init = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
                                                CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD,
@@ -417,50 +1044,42 @@ int main(int argc, char **argv)
     if (init < 0)
         fail(errno, "clone namespaces");
     if (init == 0) {
-        close(out[0]);
-        close(err[0]);
-        close(exec_pipe[0]);
-        close(status_pipe[0]);
-        run_init(&spec, monitor, out[1], err[1], exec_pipe[1], status_pipe[1]);
+        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1]};
+        close_all_but(keep_fds, sizeof keep_fds / sizeof *keep_fds);
+        run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1]);
     }
-
+    k.init = init;
+    k.status_pipe = status_pipe[0];
+    k.outputs[0] = (struct output){.fd = out[0], .tag = 0};
+    k.outputs[1] = (struct output){.fd = err[0], .tag = 1};
     close(out[1]);
     close(err[1]);
     close(exec_pipe[1]);
     close(status_pipe[1]);
     report(CONTROL_FD, "init %d\n", init);
-    relay_start_result(exec_pipe[0]);
+
+    char start_line[sizeof k.start_error];
+    bool running = await_start(exec_pipe[0], start_line, sizeof start_line);
     close(exec_pipe[0]);
-
-    int init_status = 0;
-    for (;;) {
-        int sig = next_signal(&waited);
-        if (sig != SIGCHLD) {
-            kill(init, sig);
-            continue;
-        }
-        pid_t done = waitpid(init, &init_status, WNOHANG);
-        if (done == init)
-            break;
-        if (done < 0 && errno != EINTR)
-            die_errno("waitpid");
+    report(CONTROL_FD, "%s\n", start_line);
+    if (!running) {
+        memcpy(k.start_error, start_line, sizeof k.start_error);
+        /* Nothing of the job's ran: record the failure once the init is gone. */
+        int status;
+        while (waitpid(init, &status, 0) < 0 && errno == EINTR)
+            ;
+        k.init_exited = true;
+        k.init_status = status;
+        finish(&k);
     }
+    if (spec.timeout_ms > 0)
+        arm_timer(k.timeout_fd, monotonic_ms() + spec.timeout_ms);
 
-    /* The init writes the job's exact wait status before it exits; if the init itself was
-     * killed (a stop that escalated), its own status is the best there is. */
-    int job_status;
-    ssize_t n;
-    char buf[1];
-    do
-        n = read(status_pipe[0], &job_status, sizeof job_status);
-    while (n < 0 && errno == EINTR);
-    report_exit_status(n == (ssize_t)sizeof job_status ? job_status : init_status);
-
-    /* Hold the pipes' read ends until the executor says it has its own. */
-    do
-        n = read(CONTROL_FD, buf, 1);
-    while (n < 0 && errno == EINTR);
-    return 0;
+    /* From here on fd 3 is the starting executor's control connection, like any other. */
+    if (fcntl(CONTROL_FD, F_SETFL, O_NONBLOCK) < 0)
+        die_errno("control socket non-blocking");
+    add_client(&k, CONTROL_FD);
+    keep(&k);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -694,10 +1313,11 @@ static void drop_privileges(uid_t uid, gid_t gid)
         fail(errno, "no_new_privs");
 }
 
-/* Syscalls that would let a job reach past its namespaces and cgroups, or that are large
- * kernel attack surface a batch job does not need. They fail with EPERM; namespace creation is
- * handled separately below. ptrace stays allowed: the job may debug its own processes, and
- * its PID namespace and uid keep it away from everyone else's. */
+/* Syscalls that would let a job reach past its namespaces and cgroups, reach a host-wide table
+ * no limit of its own bounds (io_setup: the host's AIO contexts), or that are large kernel
+ * attack surface a batch job does not need. They fail with EPERM; namespace creation and socket
+ * families are handled separately below. ptrace stays allowed: the job may debug its own
+ * processes, and its PID namespace and uid keep it away from everyone else's. */
 static const int denied_syscalls[] = {
     __NR_mount,         __NR_umount2,           __NR_pivot_root,      __NR_move_mount,
     __NR_open_tree,     __NR_fsopen,            __NR_fsconfig,        __NR_fsmount,
@@ -707,7 +1327,7 @@ static const int denied_syscalls[] = {
     __NR_perf_event_open, __NR_userfaultfd,     __NR_io_uring_setup,  __NR_io_uring_enter,
     __NR_io_uring_register, __NR_open_by_handle_at, __NR_name_to_handle_at, __NR_swapon,
     __NR_swapoff,       __NR_reboot,            __NR_syslog,          __NR_acct,
-    __NR_quotactl,      __NR_lookup_dcookie,    __NR_fanotify_init,
+    __NR_quotactl,      __NR_lookup_dcookie,    __NR_fanotify_init,   __NR_io_setup,
 #ifdef __NR_iopl
     __NR_iopl,
 #endif
@@ -742,7 +1362,7 @@ static const int denied_syscalls[] = {
 static void install_seccomp(void)
 {
     enum { DENIED = sizeof denied_syscalls / sizeof *denied_syscalls };
-    struct sock_filter filter[32 + 2 * DENIED];
+    struct sock_filter filter[48 + 2 * DENIED];
     size_t n = 0;
     /* Another ABI (i386 via int 0x80, x32) would sidestep every number below: kill outright. */
     filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -764,6 +1384,16 @@ static void install_seccomp(void)
     filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG0_LOW);
     filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NAMESPACE_FLAGS | CLONE_NEWTIME, 0, 1);
     filter[n++] = (struct sock_filter)RET_ERRNO(EPERM);
+    filter[n++] = (struct sock_filter)RET_ALLOW;
+    /* Sockets of the families a job's network namespace isolates, and netlink for `ip` and `ss`;
+     * no other family (AF_VSOCK, for one, reaches the hypervisor whatever the namespace). */
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 7);
+    filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG0_LOW);
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 0);
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 3, 0);
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 2, 0);
+    filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 1, 0);
+    filter[n++] = (struct sock_filter)RET_ERRNO(EAFNOSUPPORT);
     filter[n++] = (struct sock_filter)RET_ALLOW;
     /* clone3 passes its flags in memory a filter cannot read; ENOSYS makes libc fall back to
      * clone, which is checked above (Docker's profile does the same). */
@@ -844,12 +1474,23 @@ __attribute__((noreturn)) static void run_job(const struct spec *s, int out_fd, 
     struct rlimit no_core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &no_core) < 0)
         fail(errno, "disable core dumps");
+    /* The host's open-file table is shared by everyone: a job's processes get a bounded number
+     * of descriptors each (never more than the executor was given: raising needs a capability
+     * the executor does not keep). */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) < 0)
+        fail(errno, "read the open files limit");
+    if (files.rlim_max > s->nofile)
+        files.rlim_max = s->nofile;
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) < 0)
+        fail(errno, "limit open files");
     drop_privileges(s->uid, s->gid);
     /* After the drop, so the kernel checks the working directory against the job's identity. */
     if (chdir(s->cwd) < 0)
         fail(errno, "chdir");
     install_seccomp();
-    /* Only 0, 1 and 2 survive the exec; the exec pipe goes with them, telling the monitor the
+    /* Only 0, 1 and 2 survive the exec; the exec pipe goes with them, telling the keeper the
      * exec succeeded. */
     if (close_range(STDERR_FILENO + 1, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         fail(errno, "close descriptors");
@@ -857,7 +1498,20 @@ __attribute__((noreturn)) static void run_job(const struct spec *s, int out_fd, 
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* ---------------------------------------------------------------------------------------- */
 /* Init                                                                                      */
+
+/* The next of the (blocked) signals in `set`: how the init waits for anything. */
+static int next_signal(const sigset_t *set)
+{
+    for (;;) {
+        int sig = sigwaitinfo(set, NULL);
+        if (sig >= 0)
+            return sig;
+        if (errno != EINTR)
+            die_errno("sigwaitinfo");
+    }
+}
 
 /* The parent's pid as the host sees it; /proc here is still the host's until the pivot. */
 static pid_t host_parent_pid(void)
@@ -878,17 +1532,59 @@ static pid_t host_parent_pid(void)
     return ppid;
 }
 
-static void run_init(const struct spec *s, pid_t monitor, int out_fd, int err_fd, int exec_fd,
+/* The init moves itself into each of the job's cgroups ("0" names the writer) before it does
+ * anything else, so the job, forked later, is born inside them and nothing it runs is ever
+ * outside its limits. The keeper stays outside: the job's OOM kill or pids limit never reaches
+ * the process that records the job's end. */
+static void join_cgroups(const struct spec *s)
+{
+    char path[PATH_MAX];
+    for (size_t i = 0; i < s->n_cgroups; i++) {
+        if (snprintf(path, sizeof path, "%s/cgroup.procs", s->cgroups[i]) >= (int)sizeof path)
+            fail(ENAMETOOLONG, "join cgroup %s", s->cgroups[i]);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            fail(errno, "join cgroup %s", s->cgroups[i]);
+        if (write(fd, "0", 1) != 1)
+            fail(errno, "join cgroup %s", s->cgroups[i]);
+        close(fd);
+    }
+}
+
+/* Set up, the init needs no privilege to reap and forward signals: it becomes the job's uid with
+ * no capabilities, no_new_privs and the job's seccomp filter, as bubblewrap's and runc's inits
+ * do. Changing uid makes it non-dumpable (the job cannot ptrace it or read its memory) and, as a
+ * PID namespace's init, it takes no signal the job sends. A failure is the job's start failure;
+ * `exec_fd` is still open to report it. */
+static void drop_init_privileges(const struct spec *s, int exec_fd)
+{
+    drop_privileges(s->uid, s->gid);
+    install_seccomp();
+    /* The uid change cleared the parent-death signal: set it again, then make sure the keeper
+     * did not die in between (the exec pipe's reader, the keeper, would then be gone). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        fail(errno, "init parent-death signal");
+    struct pollfd keeper = {.fd = exec_fd, .events = POLLOUT};
+    if (poll(&keeper, 1, 0) == 1 && (keeper.revents & POLLERR))
+        _exit(EXIT_HELPER_FAILED);
+}
+
+static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
                      int status_fd)
 {
     report_fd = exec_fd;
-    close(CONTROL_FD);
-    /* Die with the monitor (and so with the executor); when the init dies the kernel kills
-     * every process in the namespace. If the monitor died before this line, give up now. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || host_parent_pid() != monitor)
+    /* Die with the keeper: the job must never outlive the process that records its end; when
+     * the init dies the kernel kills every process in the namespace. If the keeper died before
+     * this line, give up now. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || host_parent_pid() != keeper)
         _exit(EXIT_HELPER_FAILED);
     prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
 
+    join_cgroups(s);
+    /* Its own cgroup namespace, rooted at the job's cgroups: /proc/self/cgroup shows "/", no
+     * host cgroup path. The job inherits it. */
+    if (unshare(CLONE_NEWCGROUP) < 0)
+        fail(errno, "cgroup namespace");
     build_filesystem(s);
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
@@ -900,9 +1596,10 @@ static void run_init(const struct spec *s, pid_t monitor, int out_fd, int err_fd
         fail(errno, "fork job");
     if (job == 0)
         run_job(s, out_fd, err_fd);
-    close(exec_fd);
     close(out_fd);
     close(err_fd);
+    drop_init_privileges(s, exec_fd);
+    close(exec_fd);
 
     sigset_t waited;
     forwarded_and_child_set(&waited);

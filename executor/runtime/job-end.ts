@@ -1,7 +1,7 @@
 // How a job's end is classified: one pure function, so the precedence is visible and tested.
 import { constants } from 'node:os';
 import type { EndReason, JobState } from '../../shared/job.ts';
-import type { StartError } from './helper-process.ts';
+import type { StartError } from './keeper-link.ts';
 
 export type StopReason = 'stopped' | 'timed-out';
 
@@ -9,11 +9,9 @@ export interface EndFacts {
   startError: StartError | null;
   oomKilled: boolean;
   stopReason: StopReason | null;
-  /** The job's own exit, as its init reported it. */
+  /** The job's own exit, as its keeper recorded it (the init's own, when the init was killed). */
   exitCode: number | null;
   signal: number | null;
-  /** Set when the helper was killed before it could report (a stop that escalated). */
-  helperSignal: NodeJS.Signals | null;
 }
 
 export interface EndOutcome {
@@ -36,12 +34,7 @@ export function signalName(signal: number): string {
  * signal it came with; a stop or timeout the executor caused comes next; then the job's own exit.
  */
 export function classifyEnd(facts: EndFacts): EndOutcome {
-  const signal =
-    facts.signal !== null
-      ? signalName(facts.signal)
-      : facts.exitCode === null
-        ? facts.helperSignal
-        : null;
+  const signal = facts.signal !== null ? signalName(facts.signal) : null;
   const exit = { exitCode: facts.exitCode, signal };
   if (facts.startError) return { state: 'FAILED', endReason: 'start-failed', ...exit };
   if (facts.oomKilled) return { state: 'FAILED', endReason: 'oom-killed', ...exit };
@@ -49,6 +42,15 @@ export function classifyEnd(facts: EndFacts): EndOutcome {
   if (facts.stopReason === 'stopped') return { state: 'STOPPED', endReason: 'stopped', ...exit };
   if (signal !== null) return { state: 'FAILED', endReason: 'killed-by-signal', ...exit };
   return { state: facts.exitCode === 0 ? 'COMPLETED' : 'FAILED', endReason: 'exited', ...exit };
+}
+
+/**
+ * Where a start failed, as clients are told: only an exec failure is about the program (not
+ * found, not executable); a chdir failure is about the working directory; anything else is the
+ * job's setup, which no change to argv fixes.
+ */
+export function startStage(error: StartError): 'exec' | 'chdir' | 'setup' {
+  return error.stage === 'exec' || error.stage === 'chdir' ? error.stage : 'setup';
 }
 
 /** The message a person reads for a start failure: `exec "foo": no such file or directory`. */

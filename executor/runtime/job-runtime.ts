@@ -1,21 +1,24 @@
 // The job runtime ("worker library"): start, stop, get, list and read output of jobs. Used by the
 // executor's socket handlers, and usable in-process (the root tests drive it directly too).
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, realpath } from 'node:fs/promises';
+import { chown, mkdir, realpath, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ListArgs, ListResult, OutputChunk } from '../../shared/executor-protocol.ts';
-import { JOB_ID, MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
+import { MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
+import { JOB_DEFAULT_PATH, JOB_DIR } from '../../shared/in-job-paths.ts';
+import { JOB_ID } from '../../shared/job-id.ts';
 import { encodedSize, MAX_FRAME_BYTES } from '../../shared/framing.ts';
 import { JobError } from '../../shared/errors.ts';
-import type { JobLimits, JobRecord, JobSpec } from '../../shared/job.ts';
-import { jobSpecSchema } from '../../shared/job-spec-schema.ts';
+import type { JobLimits, JobRecord, JobSpec, JobState } from '../../shared/job.ts';
 import { resolveBlockDevices } from '../cgroup/block-device.ts';
 import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
 import type { ExecutorConfig } from '../config.ts';
-import { effectiveLimits, effectiveTimeout } from './effective-limits.ts';
-import { describeStartError } from './job-end.ts';
+import { clampToHost, readHostCapacity } from './host-capacity.ts';
+import { describeStartError, startStage } from './job-end.ts';
 import { JobStore } from './job-store.ts';
+import { killKeeper, reconnectKeeper } from './keeper-link.ts';
+import { readKeeperStatus } from './keeper-status.ts';
 import { OutputLog } from './output-log.ts';
 import { jobsToDelete } from './retention.ts';
 import { RunningJob } from './running-job.ts';
@@ -24,17 +27,57 @@ import { UidPool } from './uid-pool.ts';
 /** How often ended jobs are checked against the retention policy (also after every job). */
 const RETENTION_INTERVAL_MS = 60_000;
 
-/** Inside every job: the writable directory, also the default working directory and $HOME. */
-export const JOB_DIR = '/job';
+/** Below this much free space on the state filesystem, new jobs are refused (records, status). */
+const MIN_FREE_STATE_BYTES = 1024 * 1024;
 /** A list page leaves a quarter of the frame for the envelope and one oversized record. */
 const LIST_PAGE_BYTES = (MAX_FRAME_BYTES * 3) / 4;
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Records up to this size stay in memory; larger ones (a long argv) are read from disk. */
+const CACHED_RECORD_BYTES = 4096;
+
+/** What the executor keeps of every job in memory, whatever the size of its record. */
+interface JobSummary {
+  id: string;
+  owner: string;
+  state: JobState;
+  createdAt: number;
+  endedAt: number | null;
+  outputBytes: number;
+  /** Bytes of the record on disk (retention bounds their sum). */
+  recordBytes: number;
+}
 
 interface JobEntry {
-  record: JobRecord;
+  summary: JobSummary;
+  /** The full record: while the job runs, or when small enough to keep; else on disk only. */
+  record: JobRecord | null;
   running: RunningJob | null;
   /** The live log, kept open after the job ends only while readers still use it. */
   liveLog: OutputLog | null;
+}
+
+function entryFor(record: JobRecord, recordBytes: number): JobEntry {
+  const entry: JobEntry = {
+    summary: summarize(record, recordBytes),
+    record,
+    running: null,
+    liveLog: null,
+  };
+  if (record.state !== 'RUNNING' && recordBytes > CACHED_RECORD_BYTES) entry.record = null;
+  return entry;
+}
+
+function summarize(record: JobRecord, recordBytes: number): JobSummary {
+  const { id, owner, state, createdAt, endedAt, outputBytes } = record;
+  return { id, owner, state, createdAt, endedAt, outputBytes, recordBytes };
+}
+
+/** A start the op table has checked: the spec, and the limits and timeout that apply to it. */
+export interface StartRequest {
+  spec: JobSpec;
+  owner: string;
+  limits: JobLimits;
+  timeoutMs: number | null;
 }
 
 export interface RuntimeParts {
@@ -57,8 +100,16 @@ async function existingRealPath(path: string): Promise<string | null> {
   }
 }
 
+function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+const STATE_FULL =
+  "the executor's state filesystem is full; no job can be started until space is freed";
+
 export class JobRuntime {
-  private readonly config: Readonly<ExecutorConfig>;
+  private readonly settings: Readonly<ExecutorConfig>;
   private readonly cgroups: CgroupDriver;
   private readonly logger: Logger;
   private readonly store: JobStore;
@@ -66,12 +117,14 @@ export class JobRuntime {
   private readonly jobs = new Map<string, JobEntry>();
   private maskPaths: string[] = [];
   private ioDevices: Promise<BlockDevice[]> | null = null;
+  /** Starts between their cap check and their entry in `jobs`: the running-job cap counts them. */
+  private starting = 0;
   private closing = false;
   private sweeping = false;
   private retentionTimer: NodeJS.Timeout | undefined;
 
   private constructor(parts: RuntimeParts) {
-    this.config = parts.config;
+    this.settings = parts.config;
     this.cgroups = parts.cgroups;
     this.logger = parts.logger;
     this.store = new JobStore(parts.config.stateDir, parts.logger);
@@ -79,37 +132,34 @@ export class JobRuntime {
   }
 
   /**
-   * Loads stored jobs and sweeps what an earlier executor left: its running jobs are recorded as
-   * ended (executor-restarted), their processes killed and cgroups removed, their output kept.
+   * Loads stored jobs and takes over what an earlier executor left: a job whose keeper still runs
+   * is followed again; one that ended meanwhile is recorded from its keeper's status file; one
+   * whose keeper is gone (killed, or the host restarted) is recorded executor-restarted. Then job
+   * cgroups of no live job are swept.
    */
   static async open(parts: RuntimeParts): Promise<JobRuntime> {
-    const runtime = new JobRuntime(parts);
+    const { config, clamped } = clampToHost(parts.config, await readHostCapacity());
+    if (clamped.length > 0)
+      parts.logger.warn({ clamped }, "configured limits above this host's capacity were clamped");
+    const runtime = new JobRuntime({ ...parts, config });
     await runtime.store.init();
-    const swept = await parts.cgroups.prepare();
-    if (swept.length > 0)
-      parts.logger.warn({ jobs: swept }, 'killed and removed job cgroups left by an earlier run');
-    for (const record of await runtime.store.loadAll()) {
-      if (record.state === 'RUNNING') {
-        const log = await OutputLog.openFinished(
-          runtime.store.jobDir(record.id),
-          record.outputTruncated,
-        ).catch(() => null);
-        Object.assign(record, {
-          state: 'FAILED',
-          endReason: 'executor-restarted',
-          endedAt: Date.now(),
-          outputBytes: log?.size ?? record.outputBytes,
-        } satisfies Partial<JobRecord>);
-        await log?.close();
-        await runtime.store.removeWorkDir(record.id);
-        await runtime.store.save(record);
-        parts.logger.warn(
-          { job: record.id },
-          'job was running when the executor stopped; marked executor-restarted',
-        );
-      }
-      runtime.jobs.set(record.id, { record, running: null, liveLog: null });
+    const stored = await runtime.store.loadAll();
+    const adopted = new Set<string>();
+    const settling: Promise<unknown>[] = [];
+    for (const { record, bytes } of stored) {
+      const entry = entryFor(record, bytes);
+      runtime.jobs.set(record.id, entry);
+      if (record.state !== 'RUNNING') continue;
+      const running = await runtime.takeOver(entry);
+      if (running) adopted.add(record.id);
+      else settling.push(runtime.settleOrphan(entry));
     }
+    // Only now are the cgroups of jobs that are gone swept: the orphans' cleanup reads theirs.
+    await Promise.all(settling);
+    const swept = await parts.cgroups.prepare(adopted);
+    if (swept.length > 0)
+      parts.logger.warn({ jobs: swept }, 'killed and removed job cgroups of no live job');
+    if (adopted.size > 0) parts.logger.info({ jobs: adopted.size }, 'took over running jobs');
     // Hidden inside every job: the executor's state, its socket directory and configured paths
     // (keys, config). Resolved here so that the helper masks what the job would really reach.
     const wanted = [
@@ -127,20 +177,65 @@ export class JobRuntime {
     return runtime;
   }
 
+  /** Finds the keeper of a job recorded as running and follows the job again; null if gone. */
+  private async takeOver(entry: JobEntry): Promise<RunningJob | null> {
+    const { id } = entry.summary;
+    if ((await readKeeperStatus(this.store.jobDir(id)).catch(() => null)) !== null) return null;
+    const identity = await this.store.loadKeeperIdentity(id);
+    const link = identity && (await reconnectKeeper(this.store.jobDir(id), identity, this.logger));
+    if (!identity || !link) return null;
+    const { uid } = await link.job;
+    this.uids.claim(uid);
+    const running = await RunningJob.adopt(
+      this.jobParts(await this.recordOf(entry)),
+      link,
+      identity,
+    );
+    entry.running = running;
+    entry.liveLog = running.log;
+    void running.settled.then(() => this.onEnded(entry, uid));
+    return running;
+  }
+
+  /**
+   * Records a job that was running when an earlier executor stopped and whose keeper is gone or
+   * does not answer (then it is killed, its job with it: nothing may run that no one accounts for).
+   */
+  private async settleOrphan(entry: JobEntry): Promise<void> {
+    const identity = await this.store.loadKeeperIdentity(entry.summary.id);
+    if (identity) await killKeeper(identity);
+    const record = await RunningJob.settleWithoutKeeper(this.jobParts(await this.recordOf(entry)));
+    this.remember(entry, record);
+  }
+
+  private jobParts(record: JobRecord) {
+    return {
+      helperPath: this.config.helperPath,
+      logger: this.logger,
+      store: this.store,
+      cgroup: this.cgroups.existing(record.id),
+      record,
+    };
+  }
+
   /** Deletes the ended jobs the retention policy no longer keeps: their records and output. */
   async applyRetention(): Promise<string[]> {
     if (this.sweeping) return [];
     this.sweeping = true;
     try {
       const doomed = jobsToDelete(
-        [...this.jobs.values()].map((entry) => entry.record),
+        [...this.jobs.values()].map((entry) => entry.summary),
         this.config.retention,
         Date.now(),
       );
       for (const id of doomed) {
         // A reader still streaming the job keeps its open files; the kernel frees them after.
         this.jobs.delete(id);
-        await this.store.remove(id);
+        await this.store
+          .remove(id)
+          .catch((error: unknown) =>
+            this.logger.error({ job: id, err: error }, 'retention: cannot delete a job'),
+          );
       }
       if (doomed.length > 0)
         this.logger.info({ deleted: doomed.length }, 'retention: deleted ended jobs');
@@ -156,38 +251,48 @@ export class JobRuntime {
     return count;
   }
 
+  /** The configuration in force: the file's, with limits clamped to this host. */
+  get config(): Readonly<ExecutorConfig> {
+    return this.settings;
+  }
+
   /**
-   * Starts a job. Resolves with its record once the program was exec'd. Bad input throws
-   * invalid-argument (nothing is created); a program that cannot be exec'd throws start-failed
-   * (the job is recorded, FAILED with reason start-failed, details.jobId names it).
+   * Starts a job from a request the op table has checked. Resolves with its record once the
+   * program was exec'd. A program that cannot be exec'd throws start-failed (the job is recorded,
+   * FAILED with reason start-failed, details.jobId names it).
    */
-  async start(rawSpec: unknown, owner: string): Promise<JobRecord> {
+  async start({ spec, owner, limits, timeoutMs }: StartRequest): Promise<JobRecord> {
     if (this.closing) throw new JobError('failed-precondition', 'the executor is shutting down');
-    const spec: JobSpec = jobSpecSchema(rawSpec, 'spec');
-    if (this.runningCount >= this.config.maxRunningJobs) {
+    // The cap is taken before the first await: concurrent starts cannot all pass the check.
+    if (this.runningCount + this.starting >= this.config.maxRunningJobs) {
       throw new JobError(
         'resource-exhausted',
         `the executor already runs its maximum of ${this.config.maxRunningJobs} jobs`,
       );
     }
-    const limits = effectiveLimits(spec.limits ?? {}, this.config);
-    const timeoutMs = effectiveTimeout(spec, this.config);
+    this.starting += 1;
+    let counted = true;
+    const uncount = () => {
+      if (counted) this.starting -= 1;
+      counted = false;
+    };
     const id = randomBytes(16).toString('hex');
-    const uid = this.uids.acquire();
+    let uid: number | null = null;
     const workingDir = spec.workingDir ?? JOB_DIR;
     let cgroup: JobCgroup | null = null;
-    let log: OutputLog | null = null;
+    let created = false;
     try {
+      await this.checkStateSpace();
+      uid = this.uids.acquire();
+      const jobUid = uid;
       // The job's directories and its cgroups do not depend on each other: make them at once.
       const [files, cgroups] = await Promise.allSettled([
-        this.prepareJobFiles(id, uid),
+        this.prepareJobFiles(id, jobUid).finally(() => (created = true)),
         this.ioDevicesFor(limits).then((devices) => this.cgroups.create(id, limits, devices)),
       ]);
       if (cgroups.status === 'fulfilled') cgroup = cgroups.value;
-      if (files.status === 'fulfilled') log = files.value.log;
       if (files.status === 'rejected') throw files.reason;
       if (cgroups.status === 'rejected') throw cgroups.reason;
-      const { workDir } = files.value;
       const createdCgroup = cgroups.value;
       const record: JobRecord = {
         id,
@@ -208,72 +313,86 @@ export class JobRuntime {
         outputBytes: 0,
         outputTruncated: false,
       };
+      // Saved before the keeper exists: a restart always finds a record for a running keeper.
       await this.store.save(record);
-      const env = { PATH: DEFAULT_PATH, HOME: JOB_DIR, ...spec.env };
-      const job = new RunningJob({
-        config: this.config,
-        logger: this.logger,
-        store: this.store,
-        cgroup: createdCgroup,
-        log: files.value.log,
-        record,
-        helperSpec: {
-          uid,
-          gid: uid,
+      const env = { PATH: JOB_DEFAULT_PATH, HOME: JOB_DIR, ...spec.env };
+      const entry = entryFor(record, 0);
+      const { job, result } = await RunningJob.launch(
+        {
+          helperPath: this.config.helperPath,
+          logger: this.logger,
+          store: this.store,
+          cgroup: createdCgroup,
+          record,
+        },
+        {
+          uid: jobUid,
+          gid: jobUid,
           hostname: `job-${id.slice(0, 12)}`,
-          workdir: workDir,
+          workdir: files.value.workDir,
           cwd: workingDir,
           tmpSizeBytes: this.config.tmpSizeBytes,
+          outputMaxBytes: this.config.maxOutputBytes,
+          timeoutMs,
+          timeoutGraceMs: this.config.stopGraceMs,
+          openFiles: this.config.jobOpenFiles,
           cgroupDirs: createdCgroup.joinDirs,
           maskPaths: this.maskPaths,
           argv: spec.argv,
           env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
         },
-      });
-      const entry: JobEntry = { record, running: job, liveLog: files.value.log };
-      this.jobs.set(id, entry);
+      );
       cgroup = null; // owned by the running job from here on
-      log = null;
-      const result = await job.launch();
-      void job.ended.then(() => this.onEnded(entry, uid));
+      entry.running = job;
+      entry.liveLog = job.log;
+      this.jobs.set(id, entry);
+      uncount();
+      void job.settled.then(() => this.onEnded(entry, jobUid));
       if (!result.started) {
-        await job.ended;
+        await job.settled;
+        if (result.error.errno === 'ENOSPC') throw new JobError('resource-exhausted', STATE_FULL);
         throw new JobError(
           'start-failed',
           describeStartError(result.error, spec.argv[0] ?? '', workingDir),
           {
             jobId: id,
             errno: result.error.errno,
+            stage: startStage(result.error),
           },
         );
       }
       return structuredClone(record);
     } catch (error) {
-      if (cgroup || log || !this.jobs.has(id)) {
+      uncount();
+      if (!this.jobs.has(id)) {
         // Failed before the job existed: undo everything, record nothing.
-        this.uids.release(uid);
-        await log?.close();
+        if (uid !== null) this.uids.release(uid);
         await cgroup
           ?.remove()
           .catch((cause: unknown) =>
             this.logger.error({ err: cause, job: id }, 'cannot remove cgroup'),
           );
-        await this.store.remove(id).catch(() => undefined);
+        if (created) await this.store.remove(id).catch(() => undefined);
       }
+      if (isDiskFull(error)) throw new JobError('resource-exhausted', STATE_FULL);
       throw error;
     }
   }
 
-  /** The job's state directory, its writable directory (owned by its uid) and its output log. */
-  private async prepareJobFiles(
-    id: string,
-    uid: number,
-  ): Promise<{ workDir: string; log: OutputLog }> {
-    const dir = await this.store.createJobDir(id);
+  /** Refuses a start while the state filesystem has no room for the job's record and status. */
+  private async checkStateSpace(): Promise<void> {
+    const fs = await statfs(this.config.stateDir);
+    if (fs.bavail * fs.bsize < MIN_FREE_STATE_BYTES || (fs.files > 0 && fs.ffree < 16))
+      throw new JobError('resource-exhausted', STATE_FULL);
+  }
+
+  /** The job's state directory and its writable directory (owned by its uid). */
+  private async prepareJobFiles(id: string, uid: number): Promise<{ workDir: string }> {
+    await this.store.createJobDir(id);
     const workDir = this.store.workDir(id);
     await mkdir(workDir, { mode: 0o700 });
     await chown(workDir, uid, uid);
-    return { workDir, log: await OutputLog.create(dir, this.config.maxOutputBytes) };
+    return { workDir };
   }
 
   /**
@@ -294,10 +413,32 @@ export class JobRuntime {
   }
 
   private onEnded(entry: JobEntry, uid: number): void {
+    if (entry.running) this.remember(entry, entry.running.record);
     entry.running = null;
     this.uids.release(uid);
     this.closeLiveLogIfIdle(entry);
     void this.applyRetention();
+  }
+
+  /** Keeps the summary of an ended job, and its record only when it is small. */
+  private remember(entry: JobEntry, record: JobRecord): void {
+    const bytes = Buffer.byteLength(JSON.stringify(record));
+    Object.assign(entry, entryFor(record, bytes), {
+      running: entry.running,
+      liveLog: entry.liveLog,
+    });
+  }
+
+  /** The job's full record: in memory while it runs or when small, else read from disk. */
+  private async recordOf(entry: JobEntry): Promise<JobRecord> {
+    const inMemory = entry.running?.record ?? entry.record;
+    if (inMemory) return inMemory;
+    try {
+      return await this.store.load(entry.summary.id);
+    } catch {
+      // Deleted by retention meanwhile, or unreadable: as good as gone.
+      throw new JobError('not-found', `job ${entry.summary.id} not found`);
+    }
   }
 
   private closeLiveLogIfIdle(entry: JobEntry): void {
@@ -314,35 +455,36 @@ export class JobRuntime {
   }
 
   /** Stops a running job and resolves with its final record; an ended job's record is returned as is. */
-  async stop(id: string, graceMs = this.config.stopGraceMs): Promise<JobRecord> {
+  async stop(id: string, graceMs: number): Promise<JobRecord> {
     const entry = this.entry(id);
-    if (graceMs > this.config.maxStopGraceMs) {
-      throw new JobError(
-        'invalid-argument',
-        `graceMs: must be at most ${this.config.maxStopGraceMs}`,
-        { field: 'graceMs' },
-      );
+    if (entry.running) {
+      const running = entry.running;
+      await running.stop(graceMs);
+      // A stop answers once nothing of the job is left (only a watcher's end is hurried).
+      await running.settled;
     }
-    if (entry.running) await entry.running.stop('stopped', graceMs);
-    return structuredClone(entry.record);
+    return structuredClone(await this.recordOf(entry));
   }
 
-  /** Resolves with the job's final record once it has ended (at once for an ended job). */
+  /**
+   * Resolves with the job's final record once it has ended and nothing of it is left but its
+   * record and output (at once for an ended job).
+   */
   async wait(id: string): Promise<JobRecord> {
     const entry = this.entry(id);
-    if (entry.running) await entry.running.ended;
-    return structuredClone(entry.record);
+    if (entry.running) await entry.running.settled;
+    return structuredClone(await this.recordOf(entry));
   }
 
   /** The job's record; for a running job with its usage and output size so far. */
   async get(id: string): Promise<JobRecord> {
     const entry = this.entry(id);
-    const record = structuredClone(entry.record);
+    const record = structuredClone(await this.recordOf(entry));
     const running = entry.running;
-    if (running) {
+    if (running && !running.hasEnded) {
       record.usage = await running.cgroup.readUsage().catch(() => null);
-      record.outputBytes = running.log.size;
-      record.outputTruncated = running.log.truncated;
+      record.outputBytes = running.log?.size ?? 0;
+      record.outputTruncated = running.log?.truncated ?? false;
     }
     return record;
   }
@@ -351,16 +493,17 @@ export class JobRuntime {
    * Matching records, oldest first, one page at a time: at most `limit` records and at most
    * LIST_PAGE_BYTES of them encoded, so that a page always fits one frame whatever the argv sizes.
    */
-  list(filter: ListArgs = {}): ListResult {
+  async list(filter: ListArgs = {}): Promise<ListResult> {
     const matching = [...this.jobs.values()]
-      .filter(({ record }) => filter.owner === undefined || record.owner === filter.owner)
-      .filter(({ record }) => filter.state === undefined || record.state === filter.state)
+      .filter(({ summary }) => filter.owner === undefined || summary.owner === filter.owner)
+      .filter(({ summary }) => filter.state === undefined || summary.state === filter.state)
       .sort(
-        (a, b) => a.record.createdAt - b.record.createdAt || a.record.id.localeCompare(b.record.id),
+        (a, b) =>
+          a.summary.createdAt - b.summary.createdAt || a.summary.id.localeCompare(b.summary.id),
       );
     let start = 0;
     if (filter.after !== undefined) {
-      const position = matching.findIndex(({ record }) => record.id === filter.after);
+      const position = matching.findIndex(({ summary }) => summary.id === filter.after);
       if (position < 0)
         throw new JobError(
           'invalid-argument',
@@ -374,9 +517,10 @@ export class JobRuntime {
     let bytes = 0;
     let index = start;
     for (; index < matching.length && jobs.length < limit; index += 1) {
-      const { record, running } = matching[index] as JobEntry;
-      const copy = structuredClone(record);
-      if (running) copy.outputBytes = running.log.size;
+      const entry = matching[index] as JobEntry;
+      const { running } = entry;
+      const copy = structuredClone(await this.recordOf(entry));
+      if (running?.log) copy.outputBytes = running.log.size;
       bytes += encodedSize(copy);
       if (bytes > LIST_PAGE_BYTES && jobs.length > 0) break;
       jobs.push(copy);
@@ -391,8 +535,17 @@ export class JobRuntime {
   async *readOutput(id: string, offset: number, signal?: AbortSignal): AsyncGenerator<OutputChunk> {
     const entry = this.entry(id);
     const live = entry.liveLog;
-    const log =
-      live ?? (await OutputLog.openFinished(this.store.jobDir(id), entry.record.outputTruncated));
+    const log = live ?? (await this.openEndedLog(await this.recordOf(entry)));
+    if (log === null) {
+      // A job that failed before its keeper made any output files has no output.
+      if (offset > 0)
+        throw new JobError(
+          'invalid-argument',
+          `offset: ${offset} is beyond the end of the output (0 bytes so far)`,
+          { field: 'offset' },
+        );
+      return;
+    }
     try {
       yield* log.read(offset, signal);
     } finally {
@@ -401,22 +554,65 @@ export class JobRuntime {
     }
   }
 
-  /** Output totals for a job whose output has been read to the end. */
-  outputSummary(id: string): { outputBytes: number; truncated: boolean } {
-    const { record, running } = this.entry(id);
-    return running
-      ? { outputBytes: running.log.size, truncated: running.log.truncated }
-      : { outputBytes: record.outputBytes, truncated: record.outputTruncated };
+  private async openEndedLog(record: JobRecord): Promise<OutputLog | null> {
+    try {
+      return await OutputLog.open(this.store.jobDir(record.id), {
+        size: record.outputBytes,
+        truncated: record.outputTruncated,
+        finished: true,
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && record.state !== 'RUNNING')
+        return null;
+      throw error;
+    }
   }
 
-  /** Stops every running job (grace, then kill), waits for their clean-up, removes the cgroups. */
-  async shutdown(graceMs = this.config.stopGraceMs): Promise<void> {
+  /** Output totals for a job whose output has been read to the end. */
+  async outputSummary(id: string): Promise<{ outputBytes: number; truncated: boolean }> {
+    const entry = this.entry(id);
+    const log = entry.running?.log;
+    if (log) return { outputBytes: log.size, truncated: log.truncated };
+    const record = await this.recordOf(entry);
+    return { outputBytes: record.outputBytes, truncated: record.outputTruncated };
+  }
+
+  /**
+   * Stops every running job (SIGTERM, grace, kill) and waits until each is recorded: for a host
+   * shutdown or decommissioning, and the tests. New starts are refused from here on.
+   */
+  async drain(graceMs = this.config.stopGraceMs): Promise<void> {
     this.closing = true;
-    clearInterval(this.retentionTimer);
     const running = [...this.jobs.values()].flatMap((entry) =>
       entry.running ? [entry.running] : [],
     );
-    await Promise.all(running.map((job) => job.stop('stopped', graceMs)));
+    await Promise.all(running.map((job) => job.stop(graceMs).then(() => job.settled)));
+  }
+
+  /**
+   * Lets go of everything: running jobs carry on under their keepers, for the next executor to
+   * take over. Job cgroup parents are removed only when no job is left in them.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.retentionTimer);
+    this.store.close();
+    let detached = 0;
+    const recording: Promise<unknown>[] = [];
+    for (const entry of this.jobs.values()) {
+      if (!entry.running) continue;
+      // A job whose keeper is already done is recorded first: there is no keeper to hand it to.
+      if (entry.running.isFinishing) recording.push(entry.running.settled);
+      else {
+        entry.running.detach();
+        detached += 1;
+      }
+    }
+    await Promise.all(recording);
+    if (detached > 0) {
+      this.logger.info({ jobs: detached }, 'left running jobs to their keepers');
+      return;
+    }
     await this.cgroups.close();
   }
 }

@@ -1,16 +1,25 @@
 // Job records on disk, one directory per job under <stateDir>/jobs:
-//   <id>/record.json   the JobRecord, replaced atomically (write + rename) on every change
-//   <id>/output.*      the output log (output-log.ts)
-//   <id>/work          the job's writable directory while it runs (removed when it ends)
+//   <id>/record.json     the JobRecord, replaced atomically (write + rename) on every change
+//   <id>/keeper.id       "<pid> <start time>" of the job's keeper, to find it again after a restart
+//   <id>/keeper.*, output.*   written by the keeper (executor/helper/jobworker-helper.c)
+//   <id>/work            the job's writable directory while it runs (removed when it ends)
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { JOB_ID } from '../../shared/executor-protocol.ts';
+import { JOB_ID } from '../../shared/job-id.ts';
 import type { JobRecord } from '../../shared/job.ts';
+import type { KeeperIdentity } from './keeper-link.ts';
+
+const KEEPER_ID_FILE = 'keeper.id';
+/** A record that could not be saved (a full disk) is tried again this often until it is. */
+const SAVE_RETRY_MS = 5_000;
 
 export class JobStore {
   readonly root: string;
   private readonly logger: Logger;
+  /** Records whose latest version is not on disk yet, by id. */
+  private readonly unsaved = new Map<string, JobRecord>();
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(stateDir: string, logger: Logger) {
     this.root = join(stateDir, 'jobs');
@@ -41,17 +50,73 @@ export class JobStore {
     const temporary = join(dir, 'record.json.tmp');
     await writeFile(temporary, JSON.stringify(record), { mode: 0o600 });
     await rename(temporary, join(dir, 'record.json'));
+    this.unsaved.delete(record.id);
   }
 
-  /** Every stored record; a directory without a readable record is logged and left alone. */
-  async loadAll(): Promise<JobRecord[]> {
-    const records: JobRecord[] = [];
+  /** One stored record (the latest version, also when it is still waiting to be saved). */
+  async load(id: string): Promise<JobRecord> {
+    const waiting = this.unsaved.get(id);
+    if (waiting) return waiting;
+    return JSON.parse(await readFile(join(this.jobDir(id), 'record.json'), 'utf8')) as JobRecord;
+  }
+
+  /**
+   * Saves the record, or, when the disk refuses (full), keeps it and tries again until it is
+   * saved. Until then the keeper's status file still holds the job's end for a restart.
+   */
+  async saveOrRetry(record: JobRecord): Promise<void> {
+    try {
+      await this.save(record);
+    } catch (error) {
+      this.logger.error({ job: record.id, err: error }, 'cannot save a job record; will retry');
+      this.unsaved.set(record.id, record);
+      this.retryTimer ??= setInterval(() => void this.retryUnsaved(), SAVE_RETRY_MS).unref();
+    }
+  }
+
+  private async retryUnsaved(): Promise<void> {
+    for (const record of [...this.unsaved.values()]) {
+      await this.save(record).catch(() => undefined);
+    }
+    if (this.unsaved.size === 0) {
+      clearInterval(this.retryTimer);
+      this.retryTimer = undefined;
+    } else {
+      this.logger.warn({ jobs: this.unsaved.size }, 'job records still not saved');
+    }
+  }
+
+  /** Stops retrying; what is still unsaved is rebuilt from the keepers' status files at start. */
+  close(): void {
+    clearInterval(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  async saveKeeperIdentity(id: string, identity: KeeperIdentity): Promise<void> {
+    await writeFile(
+      join(this.jobDir(id), KEEPER_ID_FILE),
+      `${identity.pid} ${identity.startTime}\n`,
+      { mode: 0o600 },
+    );
+  }
+
+  async loadKeeperIdentity(id: string): Promise<KeeperIdentity | null> {
+    const text = await readFile(join(this.jobDir(id), KEEPER_ID_FILE), 'utf8').catch(() => null);
+    const match = text === null ? null : /^(\d+) (\d+)\n$/.exec(text);
+    return match ? { pid: Number(match[1]), startTime: match[2] ?? '' } : null;
+  }
+
+  /**
+   * Every stored record, with its size on disk; a directory without a readable record is logged
+   * and left alone.
+   */
+  async loadAll(): Promise<{ record: JobRecord; bytes: number }[]> {
+    const records: { record: JobRecord; bytes: number }[] = [];
     for (const name of await readdir(this.root)) {
       if (!JOB_ID.test(name)) continue;
       try {
-        records.push(
-          JSON.parse(await readFile(join(this.root, name, 'record.json'), 'utf8')) as JobRecord,
-        );
+        const text = await readFile(join(this.root, name, 'record.json'), 'utf8');
+        records.push({ record: JSON.parse(text) as JobRecord, bytes: Buffer.byteLength(text) });
       } catch (error) {
         this.logger.warn(
           { job: name, err: error },
@@ -68,6 +133,7 @@ export class JobStore {
   }
 
   async remove(id: string): Promise<void> {
+    this.unsaved.delete(id);
     await rm(this.jobDir(id), { recursive: true, force: true, maxRetries: 3 });
   }
 }

@@ -1,131 +1,209 @@
-// One job from launch to its final record: the helper process, the timers, the stop sequence
-// (SIGTERM → grace → kill everything in the cgroup) and the clean-up that leaves nothing behind.
+// One job from its start, or from the moment a restarted executor finds its keeper again, to its
+// final record. The keeper (the C helper) owns the job: it drains the output to disk, enforces the
+// timeout and carries out stops, and records the end in keeper.status. This side launches or
+// re-attaches to it, follows its size notices for live readers, asks it to stop, and when it is
+// done turns its status and the cgroup's accounting into the record, leaving nothing behind.
 import type { Logger } from 'pino';
 import type { JobRecord } from '../../shared/job.ts';
 import type { JobCgroup } from '../cgroup/cgroup-driver.ts';
-import type { ExecutorConfig } from '../config.ts';
-import { HelperProcess } from './helper-process.ts';
-import type { HelperSpec, StartError, StartResult } from './helper-process.ts';
+import { checkTrustedExecutable } from '../trusted-executable.ts';
 import { classifyEnd, describeStartError } from './job-end.ts';
-import type { StopReason } from './job-end.ts';
 import type { JobStore } from './job-store.ts';
-import type { OutputLog } from './output-log.ts';
+import { killKeeper, launchKeeper } from './keeper-link.ts';
+import type { KeeperIdentity, KeeperLink, KeeperSpec, StartResult } from './keeper-link.ts';
+import { readKeeperStatus } from './keeper-status.ts';
+import type { KeeperStatus } from './keeper-status.ts';
+import { OutputLog } from './output-log.ts';
 
-/** Mounting, cloning and exec take milliseconds; a helper stuck longer is killed. */
+/** Mounting, cloning and exec take milliseconds; a keeper stuck longer is killed. */
 const START_TIMEOUT_MS = 30_000;
+/** How long past a stop's grace a keeper may take to report the end before it is killed. */
+const STOP_MARGIN_MS = 10_000;
 
 export interface RunningJobParts {
-  config: Readonly<ExecutorConfig>;
+  helperPath: string;
   logger: Logger;
   store: JobStore;
   cgroup: JobCgroup;
-  log: OutputLog;
   record: JobRecord;
-  helperSpec: HelperSpec;
 }
 
 export class RunningJob {
   readonly record: JobRecord;
-  readonly log: OutputLog;
   readonly cgroup: JobCgroup;
-  /** Resolves with the final record once the job has ended and everything is cleaned up. */
+  /**
+   * Resolves with the final record once the job has ended: its output is complete for readers
+   * and its record final. Its cgroups, directory and the record's save follow (`settled`).
+   */
   readonly ended: Promise<JobRecord>;
+  /** Resolves once nothing of the ended job is left but its record and output. */
+  readonly settled: Promise<void>;
 
   private readonly parts: RunningJobParts;
   private readonly logger: Logger;
-  private helper: HelperProcess | null = null;
-  private startError: StartError | null = null;
-  private stopReason: StopReason | null = null;
-  private timeoutTimer: NodeJS.Timeout | undefined;
-  private killTimer: NodeJS.Timeout | undefined;
-  private stopGraceMs = 0;
+  private readonly jobDir: string;
+  private link: KeeperLink | null = null;
+  private identity: KeeperIdentity | null = null;
+  private outputLog: OutputLog | null = null;
+  private detached = false;
+  private finishing = false;
+  private stopRequested = false;
+  private watchdog: NodeJS.Timeout | undefined;
   private settle!: (ended: Promise<JobRecord>) => void;
+  private cleanedUp!: () => void;
 
-  constructor(parts: RunningJobParts) {
+  private constructor(parts: RunningJobParts) {
     this.parts = parts;
     this.record = parts.record;
-    this.log = parts.log;
     this.cgroup = parts.cgroup;
     this.logger = parts.logger.child({ job: parts.record.id });
+    this.jobDir = parts.store.jobDir(parts.record.id);
     this.ended = new Promise((resolve) => (this.settle = resolve));
+    this.settled = new Promise((resolve) => (this.cleanedUp = resolve));
   }
 
-  /** Starts the helper; resolves when the program was exec'd or failed to be. */
-  async launch(): Promise<StartResult> {
-    let helper: HelperProcess;
-    try {
-      helper = await HelperProcess.spawn(
-        this.parts.config.helperPath,
-        this.parts.helperSpec,
-        this.log,
-        this.logger,
-      );
-    } catch (error) {
-      this.logger.error({ err: error }, 'cannot spawn the helper');
-      const result: StartResult = {
-        started: false,
-        error: { errno: '', reason: (error as Error).message, stage: 'spawn helper' },
-      };
-      this.startError = result.error;
-      this.settle(this.finish(null));
-      return result;
-    }
-    this.helper = helper;
-    this.settle(this.finish(helper));
-    if (this.stopReason !== null) this.beginStop(); // a shutdown arrived while we were spawning
-    const startTimer = setTimeout(() => {
-      this.logger.error('job setup did not finish in time; killing the helper');
-      helper.kill();
-    }, START_TIMEOUT_MS);
-    const result = await helper.started;
-    clearTimeout(startTimer);
-    if (!result.started) {
-      this.startError = result.error;
-    } else if (this.record.timeoutMs !== null) {
-      this.timeoutTimer = setTimeout(
-        () => void this.stop('timed-out', this.parts.config.stopGraceMs),
-        this.record.timeoutMs,
-      );
-    }
-    return result;
+  /** The job's output log; null only before a launched job's keeper has created it. */
+  get log(): OutputLog | null {
+    return this.outputLog;
   }
 
   /**
-   * SIGTERM to the job's process group (through the helper), then after `graceMs` everything in
-   * the job's cgroup is killed. Resolves with the final record. A second call only waits.
+   * Starts a keeper for a new job. Resolves when the program was exec'd or failed to be; the
+   * keeper's identity is saved so that a restarted executor can find it again.
    */
-  stop(reason: StopReason, graceMs: number): Promise<JobRecord> {
-    if (this.stopReason === null) {
-      this.stopReason = reason;
-      this.stopGraceMs = graceMs;
-      this.logger.info({ reason, graceMs }, 'stopping job');
-      if (this.helper) this.beginStop();
+  static async launch(
+    parts: RunningJobParts,
+    spec: KeeperSpec,
+  ): Promise<{ job: RunningJob; result: StartResult }> {
+    const job = new RunningJob(parts);
+    let launched;
+    try {
+      // Root is about to run it: it and every directory above it must still be root's alone.
+      const helper = await checkTrustedExecutable(parts.helperPath);
+      launched = await launchKeeper(helper, job.jobDir, spec, job.logger);
+    } catch (error) {
+      job.logger.error({ err: error }, 'cannot start the job keeper');
+      const result: StartResult = {
+        started: false,
+        error: { errno: '', reason: (error as Error).message, stage: 'start keeper' },
+      };
+      job.settle(job.finish(result));
+      return { job, result };
+    }
+    job.link = launched.link;
+    job.identity = launched.identity;
+    const startTimer = setTimeout(() => {
+      job.logger.error('job setup did not finish in time; killing its keeper');
+      void killKeeper(launched.identity);
+    }, START_TIMEOUT_MS);
+    const [result] = await Promise.all([
+      launched.link.started,
+      parts.store
+        .saveKeeperIdentity(parts.record.id, launched.identity)
+        .catch((error: unknown) =>
+          job.logger.error(
+            { err: error },
+            'cannot save the keeper identity; a restart will not find it',
+          ),
+        ),
+    ]);
+    clearTimeout(startTimer);
+    if (result.started) await job.follow(launched.link);
+    job.settle(job.whenKeeperDone(launched.link, result.started ? null : result));
+    return { job, result };
+  }
+
+  /** Takes over a job whose keeper a restarted executor found again. */
+  static async adopt(
+    parts: RunningJobParts,
+    link: KeeperLink,
+    identity: KeeperIdentity,
+  ): Promise<RunningJob> {
+    const job = new RunningJob(parts);
+    job.link = link;
+    job.identity = identity;
+    await job.follow(link);
+    job.settle(job.whenKeeperDone(link, null));
+    return job;
+  }
+
+  /**
+   * Records a job whose keeper is gone: it ended while no executor ran (its status says how), or
+   * its keeper was killed or the host restarted (no status: the end is unknown).
+   */
+  static async settleWithoutKeeper(parts: RunningJobParts): Promise<JobRecord> {
+    const job = new RunningJob(parts);
+    const record = await job.finish(null);
+    await job.settled;
+    return record;
+  }
+
+  /** Opens the log the keeper writes and keeps its committed size up to date. */
+  private async follow(link: KeeperLink): Promise<void> {
+    this.outputLog = await OutputLog.open(this.jobDir, { truncated: false, finished: false });
+    link.onSize = (bytes, truncated) => this.outputLog?.grow(bytes, truncated);
+    link.watch();
+  }
+
+  private async whenKeeperDone(
+    link: KeeperLink,
+    startFailure: StartResult | null,
+  ): Promise<JobRecord> {
+    await link.closed;
+    clearTimeout(this.watchdog);
+    if (this.detached) return new Promise<JobRecord>(() => undefined); // another executor's now
+    this.finishing = true;
+    return this.finish(startFailure);
+  }
+
+  /**
+   * SIGTERM to the job's process group (through the keeper), then after `graceMs` everything of
+   * the job is killed. Resolves with the final record. A second call may shorten the grace.
+   */
+  stop(graceMs: number): Promise<JobRecord> {
+    if (this.link) {
+      this.logger.info({ graceMs }, 'stopping job');
+      this.stopRequested = true;
+      this.link.stop(graceMs);
+      clearTimeout(this.watchdog);
+      // A keeper that does not report the end in time is killed, and its job with it.
+      this.watchdog = setTimeout(() => void this.killHard(), graceMs + STOP_MARGIN_MS);
     }
     return this.ended;
   }
 
-  private beginStop(): void {
-    this.helper?.signal('SIGTERM');
-    this.killTimer = setTimeout(() => void this.killEverything(), this.stopGraceMs);
+  /** True once the record is final (the rest of the clean-up may still be under way). */
+  get hasEnded(): boolean {
+    return this.record.state !== 'RUNNING';
   }
 
-  private async killEverything(): Promise<void> {
-    this.helper?.kill();
-    try {
-      await this.cgroup.killAll();
-    } catch (error) {
-      this.logger.error({ err: error }, 'cannot empty the job cgroup');
-    }
+  /** True once the keeper is done and the end is being recorded: nothing is left to hand over. */
+  get isFinishing(): boolean {
+    return this.finishing;
   }
 
-  private async finish(helper: HelperProcess | null): Promise<JobRecord> {
-    const end = helper ? await helper.ended : null;
-    clearTimeout(this.timeoutTimer);
-    clearTimeout(this.killTimer);
-    if (end?.diagnostics)
-      this.logger.warn({ diagnostics: end.diagnostics.trim() }, 'helper diagnostics');
-    // The namespace died with its init, so the cgroup should already be empty; make sure, because
-    // usage must be read and the cgroup removed with nothing left in it.
+  /** Lets go of the keeper, which carries on with the job (the executor is stopping). */
+  detach(): void {
+    this.detached = true;
+    clearTimeout(this.watchdog);
+    this.link?.close();
+    void this.outputLog?.close();
+  }
+
+  private async killHard(): Promise<void> {
+    this.logger.error('the job keeper did not report the end of a stop; killing it');
+    if (this.identity) await killKeeper(this.identity);
+    await this.cgroup
+      .killAll()
+      .catch((error: unknown) => this.logger.error({ err: error }, 'cannot empty the job cgroup'));
+  }
+
+  /**
+   * The final record, from the keeper's status file when there is one. A keeper that closed its
+   * channel without one was killed: its job died with it (the init's parent-death signal) and
+   * how it ended is unknown.
+   */
+  private async finish(startFailure: StartResult | null): Promise<JobRecord> {
     const attempt = async <T>(what: string, step: () => Promise<T>, fallback: T): Promise<T> => {
       try {
         return await step();
@@ -134,39 +212,38 @@ export class RunningJob {
         return fallback;
       }
     };
+    const status = await attempt('read keeper status', () => readKeeperStatus(this.jobDir), null);
+    // The job's processes died with its init; make sure before the cgroup is read and removed.
     await attempt('kill leftovers', () => this.cgroup.killAll(), undefined);
     const usage = await attempt('read usage', () => this.cgroup.readUsage(), null);
     const oomKilled = await attempt('read oom events', () => this.cgroup.wasOomKilled(), false);
-    await attempt('remove cgroup', () => this.cgroup.remove(), undefined);
-    await attempt('flush output', () => this.log.flushed(), undefined);
-    await attempt(
-      'remove work directory',
-      () => this.parts.store.removeWorkDir(this.record.id),
-      undefined,
-    );
 
-    const outcome = classifyEnd({
-      startError: this.startError,
-      oomKilled,
-      stopReason: this.stopReason,
-      exitCode: end?.exitCode ?? null,
-      signal: end?.signal ?? null,
-      helperSignal: end?.helperSignal ?? null,
-    });
     const record = this.record;
+    const outcome = this.outcome(status, startFailure, oomKilled);
+    if (outcome.endReason === 'executor-restarted')
+      this.logger.warn({ error: outcome.error }, 'job keeper lost');
     Object.assign(record, outcome, {
-      endedAt: Date.now(),
       usage,
-      outputBytes: this.log.size,
-      outputTruncated: this.log.truncated,
-      error: this.startError
-        ? describeStartError(this.startError, record.argv[0] ?? '', record.workingDir)
-        : null,
+      outputBytes: status?.outputBytes ?? this.outputLog?.size ?? record.outputBytes,
+      outputTruncated: status?.truncated ?? this.outputLog?.truncated ?? record.outputTruncated,
+      endedAt: status?.endedAt ?? Date.now(),
     });
-    await attempt('save record', () => this.parts.store.save(record), undefined);
     // Only now do readers reach the end: whoever read all output and then asks for the job's
     // status sees its final record.
-    this.log.finish();
+    this.outputLog?.finish(record.outputBytes, record.outputTruncated);
+    // The rest is not on anyone's way: the answer does not wait for it. The record's save needs
+    // no sync: a crash before it leaves the keeper's status file to say the same at the next start.
+    void (async () => {
+      await attempt('remove cgroup', () => this.cgroup.remove(), undefined);
+      await attempt(
+        'remove work directory',
+        () => this.parts.store.removeWorkDir(this.record.id),
+        undefined,
+      );
+      // A full state disk must not lose the end: the store keeps trying until it is saved.
+      await this.parts.store.saveOrRetry(record);
+      this.cleanedUp();
+    })();
     this.logger.info(
       {
         state: record.state,
@@ -177,5 +254,42 @@ export class RunningJob {
       'job ended',
     );
     return record;
+  }
+
+  private outcome(
+    status: KeeperStatus | null,
+    startFailure: StartResult | null,
+    oomKilled: boolean,
+  ): Partial<JobRecord> {
+    const startError =
+      status?.result.kind === 'start-failed'
+        ? status.result.error
+        : startFailure && !startFailure.started
+          ? startFailure.error
+          : null;
+    if (status === null && startError === null) {
+      return {
+        state: 'FAILED',
+        endReason: 'executor-restarted',
+        exitCode: null,
+        signal: null,
+        error: this.stopRequested
+          ? 'the job keeper was killed during a stop; the job was killed with it'
+          : "the job's keeper was gone when the executor looked for it (the host restarted, or the keeper was killed); the job was killed with it and its exit status is unknown",
+      };
+    }
+    const outcome = classifyEnd({
+      startError,
+      oomKilled,
+      stopReason: status?.stop ?? null,
+      exitCode: status?.result.kind === 'exited' ? status.result.code : null,
+      signal: status?.result.kind === 'signaled' ? status.result.signal : null,
+    });
+    return {
+      ...outcome,
+      error: startError
+        ? describeStartError(startError, this.record.argv[0] ?? '', this.record.workingDir)
+        : null,
+    };
   }
 }

@@ -29,6 +29,11 @@ export class UidPool {
     }
   }
 
+  /** Marks a uid as in use by a job found running at start (its keeper was re-adopted). */
+  claim(uid: number): void {
+    if (uid >= this.first && uid < this.first + this.count) this.inUse.add(uid);
+  }
+
   release(uid: number): void {
     this.inUse.delete(uid);
   }

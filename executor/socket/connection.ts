@@ -4,19 +4,19 @@
 // and the connection stays open. Nothing a peer sends can crash the executor.
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { EXECUTOR_OPS, MAX_REQUEST_ID } from '../../shared/executor-protocol.ts';
+import { MAX_REQUEST_ID } from '../../shared/executor-protocol.ts';
 import type { ExecutorOp, Reply, WireError } from '../../shared/executor-protocol.ts';
 import { drainedOrAborted } from '../../shared/back-pressure.ts';
 import { JobError } from '../../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
 import { integer, object, oneOf } from '../../shared/schema.ts';
 import type { JobRuntime } from '../runtime/job-runtime.ts';
-import { OP_TABLE } from './op-table.ts';
+import { OP_TABLE, TABLE_OPS } from './op-table.ts';
 import type { OpContext, StreamOp, UnaryOp } from './op-table.ts';
 
 const envelope = object({
   id: integer({ min: 0, max: MAX_REQUEST_ID }),
-  op: oneOf(EXECUTOR_OPS),
+  op: oneOf(TABLE_OPS),
   args: (value: unknown) => value,
 });
 
@@ -157,7 +157,8 @@ export class Connection {
           if (this.closed.signal.aborted) return;
           if (!this.send({ id, chunk })) await drainedOrAborted(this.socket, this.closed.signal);
         }
-        if (!this.closed.signal.aborted) this.send({ id, end: end() });
+        const summary = await end();
+        if (!this.closed.signal.aborted) this.send({ id, end: summary });
       } catch (error) {
         this.sendError(id, name, error);
       } finally {

@@ -1,14 +1,23 @@
-// The executor's whole request surface. Nothing reaches the job runtime except through a row of
-// this table, and every row checks its arguments before its handler runs. No op takes a path,
-// uid, cgroup or device: the executor derives those from job ids and its own config.
-// A test pins the list of ops, so adding one is a visible, reviewed change.
-import type { ExecutorOp, OutputChunk, OutputEnd } from '../../shared/executor-protocol.ts';
+// The executor's whole request surface, and its only validator. Nothing reaches the job runtime
+// except through a row of this table: every row checks its arguments, the config-dependent rules
+// included (limits against the configured maxima, a stop's grace), and hands the runtime typed,
+// already-checked values. No op takes a path, uid, cgroup or device: the executor derives those
+// from job ids and its own config. The envelope accepts exactly this table's ops, and a test pins
+// the list, so adding one is a visible, reviewed change.
+import type {
+  ExecutorOp,
+  OpResults,
+  OutputChunk,
+  OutputEnd,
+} from '../../shared/executor-protocol.ts';
 import { MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
 import { JOB_ID, JOB_ID_RULE } from '../../shared/job-id.ts';
 import { JOB_STATES } from '../../shared/job.ts';
 import { jobSpecSchema } from '../../shared/job-spec-schema.ts';
 import { integer, object, oneOf, optional, string } from '../../shared/schema.ts';
 import type { Check } from '../../shared/schema.ts';
+import { JobError } from '../../shared/errors.ts';
+import { effectiveLimits, effectiveTimeout } from '../runtime/effective-limits.ts';
 import type { JobRuntime } from '../runtime/job-runtime.ts';
 
 const jobId = string({
@@ -39,7 +48,7 @@ export interface StreamOp {
   run: (
     rawArgs: unknown,
     context: OpContext,
-  ) => { chunks: AsyncIterable<OutputChunk>; end: () => OutputEnd };
+  ) => { chunks: AsyncIterable<OutputChunk>; end: () => Promise<OutputEnd> };
 }
 
 /** A row: its arguments are checked (throwing invalid-argument naming the field) before the handler. */
@@ -52,7 +61,7 @@ function unary<A>(
 function stream<A>(
   args: Check<A>,
   handler: (args: A, context: OpContext) => AsyncIterable<OutputChunk>,
-  end: (args: A, context: OpContext) => OutputEnd,
+  end: (args: A, context: OpContext) => Promise<OutputEnd>,
 ): StreamOp {
   return {
     kind: 'stream',
@@ -81,17 +90,28 @@ const readOutputArgs = object({
 });
 
 export const OP_TABLE: Readonly<Record<ExecutorOp, UnaryOp | StreamOp>> = {
-  start: unary(startArgs, function answerStartJob(args, { runtime }) {
-    return runtime.start(args.spec, args.owner);
+  start: unary(startArgs, function answerStartJob({ spec, owner }, { runtime }) {
+    // The runtime's config: its maxima are already clamped to this host.
+    const limits = effectiveLimits(spec.limits ?? {}, runtime.config);
+    const timeoutMs = effectiveTimeout(spec, runtime.config);
+    return runtime.start({ spec, owner, limits, timeoutMs });
   }),
   stop: unary(stopArgs, function answerStopJob(args, { runtime }) {
-    return runtime.stop(args.id, args.graceMs);
+    const graceMs = args.graceMs ?? runtime.config.stopGraceMs;
+    if (graceMs > runtime.config.maxStopGraceMs) {
+      throw new JobError(
+        'invalid-argument',
+        `graceMs: must be at most ${runtime.config.maxStopGraceMs}`,
+        { field: 'graceMs' },
+      );
+    }
+    return runtime.stop(args.id, graceMs);
   }),
   get: unary(getArgs, function answerGetJob(args, { runtime }) {
     return runtime.get(args.id);
   }),
   list: unary(listArgs, function answerListJobs(args, { runtime }) {
-    return Promise.resolve(runtime.list(args));
+    return runtime.list(args);
   }),
   'read-output': stream(
     readOutputArgs,
@@ -101,3 +121,22 @@ export const OP_TABLE: Readonly<Record<ExecutorOp, UnaryOp | StreamOp>> = {
     (args, { runtime }) => runtime.outputSummary(args.id),
   ),
 };
+
+/** The ops this table answers: what the envelope accepts. */
+export const TABLE_OPS = Object.keys(OP_TABLE) as ExecutorOp[];
+
+type UnaryName = Exclude<ExecutorOp, 'read-output'>;
+
+/**
+ * One unary op run in process exactly as a request on the socket would run: through its row's
+ * checks (for the tests and benchmarks that drive a runtime directly).
+ */
+export function callOp<Op extends UnaryName>(
+  op: Op,
+  args: unknown,
+  runtime: JobRuntime,
+): Promise<OpResults[Op]> {
+  const row = OP_TABLE[op];
+  if (row.kind !== 'unary') throw new Error(`${op} is a stream op`);
+  return row.run(args, { runtime, signal: new AbortController().signal }) as Promise<OpResults[Op]>;
+}

@@ -7,6 +7,7 @@ import { detectCgroupDriver } from '../../executor/cgroup/detect.ts';
 import { parseExecutorConfig } from '../../executor/config.ts';
 import type { ExecutorConfig } from '../../executor/config.ts';
 import { JobRuntime } from '../../executor/runtime/job-runtime.ts';
+import { callOp } from '../../executor/socket/op-table.ts';
 import type { JobRecord, JobSpec } from '../../shared/job.ts';
 import { createLogger } from '../../shared/logger.ts';
 
@@ -40,10 +41,24 @@ export async function openTestRuntime(
     runtime,
     config,
     async close() {
-      await runtime.shutdown(200);
+      await runtime.drain(200);
+      await runtime.close();
       await rm(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A start as the executor's socket hands it over: through the op table, the executor's one
+ * validator (limits against the configured maxima, defaults filled in).
+ */
+export function startJob(runtime: JobRuntime, spec: unknown, owner = 'tester'): Promise<JobRecord> {
+  return callOp('start', { spec, owner }, runtime);
+}
+
+/** A stop through the op table: the grace defaults to the executor's and is checked there. */
+export function stopJob(runtime: JobRuntime, id: string, graceMs?: number): Promise<JobRecord> {
+  return callOp('stop', graceMs === undefined ? { id } : { id, graceMs }, runtime);
 }
 
 export interface Finished {
@@ -58,7 +73,7 @@ export async function runToEnd(
   spec: JobSpec,
   owner = 'tester',
 ): Promise<Finished> {
-  const started = await runtime.start(spec, owner);
+  const started = await startJob(runtime, spec, owner);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   for await (const chunk of runtime.readOutput(started.id, 0)) {

@@ -6,7 +6,16 @@ import { execFileSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { JobError } from '../../shared/errors.ts';
-import { openTestRuntime, processExists, runToEnd, shell, sleep } from './executor-kit.ts';
+import type { JobSpec } from '../../shared/job.ts';
+import {
+  openTestRuntime,
+  processExists,
+  runToEnd,
+  shell,
+  sleep,
+  startJob,
+  stopJob,
+} from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
 const lifecycle = suite<{ t: TestRuntime }>('job lifecycle');
@@ -59,12 +68,13 @@ function jobCgroupDirs(id: string): string {
 
 async function expectStartError(
   t: TestRuntime,
-  spec: Parameters<TestRuntime['runtime']['start']>[0],
+  spec: JobSpec,
   message: string,
   errno: string,
+  stage = 'exec',
 ) {
   try {
-    await t.runtime.start(spec, 'tester');
+    await startJob(t.runtime, spec, 'tester');
     assert.unreachable('the job started');
   } catch (error) {
     assert.instance(error, JobError);
@@ -72,6 +82,11 @@ async function expectStartError(
     assert.is(jobError.code, 'start-failed');
     assert.is(jobError.message, message);
     assert.is(jobError.details.errno, errno);
+    assert.is(
+      jobError.details.stage,
+      stage,
+      'exec, chdir or setup: only exec is about the program',
+    );
     const record = await t.runtime.get(String(jobError.details.jobId));
     assert.is(record.state, 'FAILED');
     assert.is(record.endReason, 'start-failed');
@@ -139,6 +154,7 @@ lifecycle('a missing working directory is a start error', async ({ t }) => {
     { argv: ['true'], workingDir: '/no/such/dir' },
     'chdir "/no/such/dir": no such file or directory',
     'ENOENT',
+    'chdir',
   );
 });
 
@@ -156,13 +172,14 @@ lifecycle('a job past its timeout is stopped and recorded as timed-out', async (
 });
 
 lifecycle('stop: SIGTERM reaches the whole process group; the job ends STOPPED', async ({ t }) => {
-  const job = await t.runtime.start(
+  const job = await startJob(
+    t.runtime,
     { argv: ['sh', '-c', 'sleep 100 & sleep 100 & wait'] },
     'tester',
   );
   await sleep(100);
   const started = Date.now();
-  const record = await t.runtime.stop(job.id, 5000);
+  const record = await stopJob(t.runtime, job.id, 5000);
   assert.ok(Date.now() - started < 1000, 'ended well inside the grace period');
   assert.equal([record.state, record.endReason], ['STOPPED', 'stopped']);
 });
@@ -171,7 +188,8 @@ lifecycle(
   "stop kills a double-forked, setsid'd grandchild and a main process that ignores SIGTERM",
   async ({ t }) => {
     const marker = `jobworker-marker-${randomBytes(6).toString('hex')}`;
-    const job = await t.runtime.start(
+    const job = await startJob(
+      t.runtime,
       {
         argv: [
           'sh',
@@ -188,7 +206,7 @@ lifecycle(
       return found.length === 2 ? found : undefined;
     });
     const started = Date.now();
-    const record = await t.runtime.stop(job.id, 300);
+    const record = await stopJob(t.runtime, job.id, 300);
     const took = Date.now() - started;
     assert.ok(took >= 300 && took < 2000, `stop took ${took} ms`);
     for (const pid of pids) assert.not.ok(processExists(pid), `process ${pid} survived the stop`);
@@ -223,9 +241,9 @@ lifecycle(
   'stop of an ended job returns its record unchanged; unknown ids are not found',
   async ({ t }) => {
     const { record } = await shell(t.runtime, 'exit 0');
-    assert.equal(await t.runtime.stop(record.id), record);
+    assert.equal(await stopJob(t.runtime, record.id), record);
     try {
-      await t.runtime.stop('0'.repeat(32));
+      await stopJob(t.runtime, '0'.repeat(32));
       assert.unreachable();
     } catch (error) {
       assert.is((error as JobError).code, 'not-found');
@@ -240,16 +258,16 @@ lifecycle('list filters by owner and state, oldest first, and pages', async ({ t
   const a = await runToEnd(t.runtime, { argv: ['true'] }, owner);
   const b = await runToEnd(t.runtime, { argv: ['false'] }, owner);
   assert.equal(
-    t.runtime.list({ owner }).jobs.map((job) => job.id),
+    (await t.runtime.list({ owner })).jobs.map((job) => job.id),
     [a.record.id, b.record.id],
   );
   assert.equal(
-    t.runtime.list({ owner, state: 'FAILED' }).jobs.map((job) => job.id),
+    (await t.runtime.list({ owner, state: 'FAILED' })).jobs.map((job) => job.id),
     [b.record.id],
   );
-  const first = t.runtime.list({ owner, limit: 1 });
+  const first = await t.runtime.list({ owner, limit: 1 });
   assert.equal([first.jobs.map((job) => job.id), first.more], [[a.record.id], true]);
-  const second = t.runtime.list({ owner, limit: 1, after: a.record.id });
+  const second = await t.runtime.list({ owner, limit: 1, after: a.record.id });
   assert.equal([second.jobs.map((job) => job.id), second.more], [[b.record.id], false]);
 });
 

@@ -1,7 +1,8 @@
 // Limits, observed for real: the kernel enforces each one on a job that tries to exceed it.
+import { availableParallelism } from 'node:os';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openTestRuntime, runToEnd, shell } from './executor-kit.ts';
+import { openTestRuntime, runToEnd, shell, startJob } from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
 const MiB = 1024 * 1024;
@@ -135,19 +136,20 @@ limits('cpuset pins the job to the cpus it names', async ({ t }) => {
 
 limits('limits beyond the configured maximum are refused, naming the field', async ({ t }) => {
   try {
-    await t.runtime.start({ argv: ['true'], limits: { cpus: 1000 } }, 'tester');
+    await startJob(t.runtime, { argv: ['true'], limits: { cpus: 1000 } }, 'tester');
     assert.unreachable('started');
   } catch (error) {
     assert.is(
       (error as Error).message,
-      "spec.limits.cpus: 1000 is above this executor's maximum of 64",
+      // The configured maximum (64), clamped to this host's CPUs at start.
+      `spec.limits.cpus: 1000 is above this executor's maximum of ${Math.min(64, availableParallelism())}`,
     );
   }
 });
 
 limits("a cpuset outside the host's cpus is refused, naming the field", async ({ t }) => {
   try {
-    await t.runtime.start({ argv: ['true'], limits: { cpusetCpus: '0-63' } }, 'tester');
+    await startJob(t.runtime, { argv: ['true'], limits: { cpusetCpus: '0-63' } }, 'tester');
     assert.unreachable('started');
   } catch (error) {
     assert.match((error as Error).message, /limits\.cpusetCpus/);

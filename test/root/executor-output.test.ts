@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobError } from '../../shared/errors.ts';
-import { openTestRuntime, runToEnd, shell } from './executor-kit.ts';
+import { openTestRuntime, runToEnd, shell, startJob, stopJob } from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
 const MiB = 1024 * 1024;
@@ -39,7 +39,7 @@ output(
     const expected = execFileSync('sh', ['-c', `seq -w 1 ${lines} | sha256sum`], {
       encoding: 'utf8',
     }).split(' ')[0];
-    const job = await t.runtime.start({ argv: ['seq', '-w', '1', String(lines)] }, 'tester');
+    const job = await startJob(t.runtime, { argv: ['seq', '-w', '1', String(lines)] }, 'tester');
     const readers = Array.from({ length: 20 }, async () => {
       const hash = createHash('sha256');
       let bytes = 0;
@@ -108,7 +108,8 @@ output('an offset beyond the end is refused, naming the field', async ({ t }) =>
 });
 
 output('a job nobody watches never blocks on its output', async ({ t }) => {
-  const job = await t.runtime.start(
+  const job = await startJob(
+    t.runtime,
     { argv: ['head', '-c', String(64 * MiB), '/dev/zero'] },
     'tester',
   );
@@ -137,7 +138,8 @@ output('a watcher that joins after the job ended still gets everything', async (
 });
 
 output('a reader that goes away stops at once; the job goes on', async ({ t }) => {
-  const job = await t.runtime.start(
+  const job = await startJob(
+    t.runtime,
     { argv: ['sh', '-c', 'while :; do echo tick; sleep 0.01; done'] },
     'tester',
   );
@@ -149,7 +151,7 @@ output('a reader that goes away stops at once; the job goes on', async ({ t }) =
   }
   assert.is(chunks, 3);
   assert.is((await t.runtime.get(job.id)).state, 'RUNNING');
-  await t.runtime.stop(job.id, 1000);
+  await stopJob(t.runtime, job.id, 1000);
 });
 
 output.run();

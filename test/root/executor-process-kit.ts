@@ -1,12 +1,15 @@
 // Runs the real executor process with a test config, as root: its compiled entry point with plain
 // node, as the systemd unit runs it (the root suite builds first).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { compiledPath } from '../../shared/app-layout.ts';
+import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
+import { createLogger } from '../../shared/logger.ts';
 import { TEST_PREFIX, sleep } from './executor-kit.ts';
 
 /** A gid no account uses, so the test never edits /etc/group; only it may open the socket. */
@@ -24,6 +27,7 @@ export interface ExecutorProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Starts the executor again on the same state directory and cgroup name. */
   restart(): Promise<ExecutorProcess>;
+  /** Stops every job (as an operator's drain does), then the executor; removes its state. */
   remove(): Promise<void>;
 }
 
@@ -61,6 +65,21 @@ async function waitForSocket(path: string, child: ChildProcess, log: () => strin
   }
 }
 
+/** Waits (bounded) until no stored record says RUNNING: the executor has recorded every end. */
+export async function untilNoJobRunning(stateDir: string): Promise<void> {
+  const jobs = join(stateDir, 'jobs');
+  const running = async () => {
+    let count = 0;
+    for (const id of await readdir(jobs).catch(() => [])) {
+      const text = await readFile(join(jobs, id, 'record.json'), 'utf8').catch(() => '{}');
+      if ((JSON.parse(text) as { state?: string }).state === 'RUNNING') count += 1;
+    }
+    return count;
+  };
+  const deadline = Date.now() + 10_000;
+  while ((await running()) > 0 && Date.now() < deadline) await sleep(20);
+}
+
 async function launch(
   stateDir: string,
   cgroupName: string,
@@ -92,19 +111,46 @@ async function launch(
     },
     restart: () => launch(stateDir, cgroupName, configPath),
     async remove() {
-      await self.stop();
+      // Stopping the executor leaves jobs to their keepers: end them first, as a drain does, and
+      // let an executor record the ends and remove the cgroups (a new one, if this one is gone).
+      const state = join(stateDir, 'state');
+      await drainKeepers(state, 200, createLogger('test-drain', 'error'));
+      const alive = child.exitCode === null && child.signalCode === null;
+      const recorder = alive ? self : await launch(stateDir, cgroupName, configPath);
+      await untilNoJobRunning(state);
+      await recorder.stop();
+      if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${state} `))
+        execFileSync('umount', [state]);
       await rm(stateDir, { recursive: true, force: true });
     },
   };
   return self;
 }
 
+export interface ExecutorProcessOptions {
+  /** A state filesystem of its own this small (a tmpfs), to fill it up. */
+  stateTmpfsBytes?: number;
+}
+
 export async function startExecutorProcess(
   config: Record<string, unknown> = {},
+  options: ExecutorProcessOptions = {},
 ): Promise<ExecutorProcess> {
   const stateDir = await mkdtemp(`/var/tmp/${TEST_PREFIX}`);
   // Traversable, as /run is in production: the socket's own directory does the access control.
   await chmod(stateDir, 0o755);
+  if (options.stateTmpfsBytes !== undefined) {
+    const state = join(stateDir, 'state');
+    await mkdir(state, { mode: 0o700 });
+    execFileSync('mount', [
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${options.stateTmpfsBytes},mode=0700`,
+      'tmpfs',
+      state,
+    ]);
+  }
   const cgroupName = `${TEST_PREFIX}${randomBytes(4).toString('hex')}`;
   const configPath = join(stateDir, 'executor.json');
   await writeFile(

@@ -1,7 +1,7 @@
 // The executor as it runs in production: its own process, its socket, its restarts.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import { suite } from 'uvu';
@@ -12,6 +12,7 @@ import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
 import { sleep } from './executor-kit.ts';
 import { startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
 import type { ExecutorProcess } from './executor-process-kit.ts';
+import { compiledPath } from '../../shared/app-layout.ts';
 
 const executor = suite<{ x: ExecutorProcess; client: ExecutorClient }>('executor process');
 executor.before(async (context) => {
@@ -57,19 +58,6 @@ async function collect(
     else end = event.end;
   }
   return { text, end };
-}
-
-function hostPidsWith(marker: string): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .filter((name) => {
-      try {
-        return readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 function cgroupDirsNamed(name: string): string {
@@ -234,64 +222,72 @@ executor.run();
 
 const lifecycle = suite('executor process lifecycle');
 
-lifecycle('SIGTERM stops every job, records it, removes socket and cgroups, exits 0', async () => {
-  const x = await startExecutorProcess();
-  const client = new ExecutorClient(x.socketPath);
-  try {
-    const job = await client.startJob({ argv: ['sleep', '60'] }, 'tester');
-    client.close();
-    const { code } = await x.stop('SIGTERM');
-    assert.is(code, 0, x.log());
-    assert.not.ok(existsSync(x.socketPath));
-    assert.is(cgroupDirsNamed(x.cgroupName), '');
-    const record = JSON.parse(
-      readFileSync(`${x.stateDir}/state/jobs/${job.id}/record.json`, 'utf8'),
-    ) as { state: string };
-    assert.is(record.state, 'STOPPED');
-  } finally {
-    await x.remove();
-  }
-});
-
 lifecycle(
-  'a killed executor takes its jobs with it; on restart they are executor-restarted, output kept',
+  'drain stops every job and records it; then SIGTERM removes socket and cgroups, exits 0',
   async () => {
-    const marker = `jobworker-marker-${randomBytes(6).toString('hex')}`;
-    let x = await startExecutorProcess();
+    const x = await startExecutorProcess();
+    const client = new ExecutorClient(x.socketPath);
     try {
-      let client = new ExecutorClient(x.socketPath);
-      const job = await client.startJob(
-        {
-          argv: [
-            'sh',
-            '-c',
-            `echo before-the-crash; setsid -f python3 -c 'import time; time.sleep(600)' ${marker}; exec sleep 600`,
-          ],
-        },
-        'tester',
+      const jobs = await Promise.all(
+        [1, 2, 3].map(() => client.startJob({ argv: ['sleep', '60'] }, 'tester')),
       );
-      for await (const event of client.readOutput(job.id, 0)) if ('chunk' in event) break;
-      const deadline = Date.now() + 5000;
-      while (hostPidsWith(marker).length === 0 && Date.now() < deadline) await sleep(20);
+      const drain = spawnSync(
+        process.execPath,
+        [compiledPath('executor/drain.ts'), '--config', x.configPath, '--grace', '200ms'],
+        { encoding: 'utf8' },
+      );
+      assert.is(drain.status, 0, drain.stderr);
+      assert.is(drain.stdout.trim(), 'drain: 3 job(s) stopped');
+      for (const job of jobs) {
+        let record = await client.getJob(job.id);
+        while (record.state === 'RUNNING') record = await client.getJob(job.id);
+        assert.equal([record.state, record.endReason], ['STOPPED', 'stopped']);
+      }
       client.close();
-      await x.stop('SIGKILL');
-      // PDEATHSIG: the helper dies with the executor, the job's init with the helper, and the
-      // whole PID namespace (the setsid'd grandchild too) with the init.
-      const gone = Date.now() + 5000;
-      while (hostPidsWith(marker).length > 0 && Date.now() < gone) await sleep(20);
-      assert.equal(hostPidsWith(marker), []);
-
-      x = await x.restart();
-      client = new ExecutorClient(x.socketPath);
-      const record = await client.getJob(job.id);
-      assert.equal([record.state, record.endReason], ['FAILED', 'executor-restarted']);
-      assert.is((await collect(client, job.id)).text, 'before-the-crash\n');
-      assert.is(cgroupDirsNamed(job.id), '');
-      client.close();
+      const { code } = await x.stop('SIGTERM');
+      assert.is(code, 0, x.log());
+      assert.not.ok(existsSync(x.socketPath));
+      assert.is(cgroupDirsNamed(x.cgroupName), '');
     } finally {
+      client.close();
       await x.remove();
     }
   },
 );
+
+lifecycle('drain refuses a bad grace by name and needs no running executor', async () => {
+  const x = await startExecutorProcess();
+  try {
+    const bad = spawnSync(
+      process.execPath,
+      [compiledPath('executor/drain.ts'), '--config', x.configPath, '--grace', 'soon'],
+      { encoding: 'utf8' },
+    );
+    assert.is(bad.status, 78);
+    assert.match(bad.stderr, /--grace: "soon" is not a duration such as 10s/);
+    const client = new ExecutorClient(x.socketPath);
+    const job = await client.startJob({ argv: ['sleep', '60'] }, 'tester');
+    client.close();
+    await x.stop('SIGKILL');
+    const drain = spawnSync(
+      process.execPath,
+      [compiledPath('executor/drain.ts'), '--config', x.configPath, '--grace', '0s'],
+      { encoding: 'utf8' },
+    );
+    assert.is(drain.status, 0, drain.stderr);
+    assert.is(drain.stdout.trim(), 'drain: 1 job(s) stopped');
+    const again = await x.restart();
+    const after = new ExecutorClient(again.socketPath);
+    const record = await after.getJob(job.id);
+    assert.equal(
+      [record.state, record.endReason, record.signal],
+      ['STOPPED', 'stopped', 'SIGKILL'],
+    );
+    after.close();
+    await again.stop();
+  } finally {
+    await x.remove();
+  }
+});
 
 lifecycle.run();

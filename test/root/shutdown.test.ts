@@ -1,5 +1,5 @@
-// SIGTERM to each process while it is busy: it stops cleanly, nothing of it remains, and no
-// output a job had already written is lost.
+// SIGTERM to each process while it is busy: it stops cleanly and no output a job writes is lost;
+// the executor leaves its jobs to their keepers, and a drain ends them with nothing left behind.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
@@ -9,14 +9,15 @@ import * as assert from 'uvu/assert';
 import { ExecutorClient } from '../../api/executor-client.ts';
 import type { OutputChunk } from '../../api/generated/jobworker/v1/jobworker.ts';
 import { sleep } from './executor-kit.ts';
-import { startExecutorProcess } from './executor-process-kit.ts';
+import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
+import { createLogger } from '../../shared/logger.ts';
+import { startExecutorProcess, untilNoJobRunning } from './executor-process-kit.ts';
 import { codeOf, start, startStack } from './api-kit.ts';
 
 const shutdown = suite('shutdown under load');
 
 function helperProcessesOf(stateDir: string): number {
-  // The helper's monitor holds the job's work directory path in nothing visible; count job
-  // inits instead, whose mount namespace shows the state directory in its mountinfo.
+  // Count job inits, whose mount namespace shows the state directory in its mountinfo.
   let count = 0;
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
@@ -29,76 +30,82 @@ function helperProcessesOf(stateDir: string): number {
   return count;
 }
 
-shutdown('SIGTERM to a busy executor: jobs stopped, output kept, nothing left behind', async () => {
-  const x = await startExecutorProcess({ stopGraceMs: 1000 });
-  try {
-    let client = new ExecutorClient(x.socketPath);
-    const jobs = [];
-    for (let i = 0; i < 4; i += 1) {
-      jobs.push(
-        await client.startJob(
-          { argv: ['sh', '-c', `i=0; while :; do i=$((i+1)); echo "job${i} line $i"; done`] },
-          'tester',
-        ),
-      );
-    }
-    const received = new Map<string, Buffer[]>();
-    const watchers = jobs.map(async (job) => {
-      const chunks: Buffer[] = [];
-      received.set(job.id, chunks);
-      try {
-        for await (const event of client.readOutput(job.id, 0))
-          if ('chunk' in event) chunks.push(Buffer.from(event.chunk.data));
-      } catch {
-        // the executor went away mid-stream
-      }
-    });
-    await sleep(500);
-    assert.ok(helperProcessesOf(x.stateDir) === 4, 'four jobs running');
-    const { code } = await x.stop('SIGTERM');
-    await Promise.all(watchers);
-    client.close();
-    assert.is(code, 0, x.log());
-    assert.is(helperProcessesOf(x.stateDir), 0);
-    assert.not.ok(existsSync(x.socketPath));
-    assert.is(
-      execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-name', x.cgroupName], {
-        encoding: 'utf8',
-      }),
-      '',
-    );
-    assert.not.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(x.stateDir));
-
-    const again = await x.restart();
-    client = new ExecutorClient(again.socketPath);
+shutdown(
+  'SIGTERM to a busy executor: it exits 0, its jobs run on; a drain stops them, output kept, nothing left',
+  async () => {
+    const x = await startExecutorProcess({ stopGraceMs: 1000 });
     try {
-      for (const job of jobs) {
-        const record = await client.getJob(job.id);
-        assert.is(record.state, 'STOPPED');
-        const seen = Buffer.concat(received.get(job.id) ?? []);
-        assert.ok(seen.length > 0, 'the watcher saw output before the stop');
-        const stored: Buffer[] = [];
-        for await (const event of client.readOutput(job.id, 0))
-          if ('chunk' in event) stored.push(Buffer.from(event.chunk.data));
-        const all = Buffer.concat(stored);
-        assert.ok(
-          all.length >= seen.length,
-          `stored ${all.length} bytes, a watcher had seen ${seen.length}`,
+      let client = new ExecutorClient(x.socketPath);
+      const jobs = [];
+      for (let i = 0; i < 4; i += 1) {
+        jobs.push(
+          await client.startJob(
+            { argv: ['sh', '-c', `i=0; while :; do i=$((i+1)); echo "job${i} line $i"; done`] },
+            'tester',
+          ),
         );
-        assert.ok(
-          all.subarray(0, seen.length).equals(seen),
-          'what a watcher saw is what was stored',
-        );
-        assert.is(record.outputBytes, all.length);
       }
-    } finally {
+      const received = new Map<string, Buffer[]>();
+      const watchers = jobs.map(async (job) => {
+        const chunks: Buffer[] = [];
+        received.set(job.id, chunks);
+        try {
+          for await (const event of client.readOutput(job.id, 0))
+            if ('chunk' in event) chunks.push(Buffer.from(event.chunk.data));
+        } catch {
+          // the executor went away mid-stream
+        }
+      });
+      await sleep(500);
+      assert.ok(helperProcessesOf(x.stateDir) === 4, 'four jobs running');
+      const { code } = await x.stop('SIGTERM');
+      await Promise.all(watchers);
       client.close();
-      await again.stop();
+      assert.is(code, 0, x.log());
+      assert.not.ok(existsSync(x.socketPath));
+      assert.is(helperProcessesOf(x.stateDir), 4, 'the jobs run on under their keepers');
+
+      const again = await x.restart();
+      client = new ExecutorClient(again.socketPath);
+      try {
+        await drainKeepers(`${x.stateDir}/state`, 1000, createLogger('test-drain', 'error'));
+        await untilNoJobRunning(`${x.stateDir}/state`);
+        assert.is(helperProcessesOf(x.stateDir), 0);
+        for (const job of jobs) {
+          const record = await client.getJob(job.id);
+          assert.is(record.state, 'STOPPED');
+          const seen = Buffer.concat(received.get(job.id) ?? []);
+          assert.ok(seen.length > 0, 'the watcher saw output before the executor stopped');
+          const stored: Buffer[] = [];
+          for await (const event of client.readOutput(job.id, 0))
+            if ('chunk' in event) stored.push(Buffer.from(event.chunk.data));
+          const all = Buffer.concat(stored);
+          assert.ok(
+            all.length > seen.length,
+            `stored ${all.length} bytes, more than the ${seen.length} a watcher saw before`,
+          );
+          assert.ok(
+            all.subarray(0, seen.length).equals(seen),
+            'what a watcher saw is what was stored',
+          );
+          assert.is(record.outputBytes, all.length);
+        }
+      } finally {
+        client.close();
+        assert.is((await again.stop()).code, 0);
+      }
+      assert.is(
+        execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-name', x.cgroupName], {
+          encoding: 'utf8',
+        }),
+        '',
+      );
+      assert.not.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(x.stateDir));
+    } finally {
+      await x.remove();
     }
-  } finally {
-    await x.remove();
-  }
-});
+  },
+);
 
 shutdown('SIGTERM to a busy API: streams end UNAVAILABLE, it exits 0, the jobs go on', async () => {
   const stack = await startStack();

@@ -74,10 +74,10 @@ test('memory v2: max, high, swap off, OOM kills the whole job', () => {
   assert.equal(memory.v2Files({}, { hasSwapMax: false }), [['memory.oom.group', '1']]);
 });
 
-test('pids: the limit plus the helper’s two processes', () => {
-  assert.is(pids.HELPER_PROCESSES, 2);
-  assert.equal(pids.v1Files(ALL), [['pids.max', '66', 'pids']]);
-  assert.equal(pids.v2Files({ pids: 1 }), [['pids.max', '3', 'pids']]);
+test('pids: the limit plus the job’s init (its keeper stays outside the job’s cgroups)', () => {
+  assert.is(pids.HELPER_PROCESSES, 1);
+  assert.equal(pids.v1Files(ALL), [['pids.max', '65', 'pids']]);
+  assert.equal(pids.v2Files({ pids: 1 }), [['pids.max', '2', 'pids']]);
   assert.throws(() => pids.v1Files({ pids: 0 }), /^limits\.pids: must be a whole number above 0/);
   assert.throws(
     () => pids.v1Files({ pids: -1 }),

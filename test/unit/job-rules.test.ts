@@ -4,10 +4,10 @@ import * as assert from 'uvu/assert';
 import { EXECUTOR_OPS } from '../../shared/executor-protocol.ts';
 import { parseExecutorConfig } from '../../executor/config.ts';
 import { effectiveLimits, effectiveTimeout } from '../../executor/runtime/effective-limits.ts';
-import { classifyEnd, describeStartError } from '../../executor/runtime/job-end.ts';
+import { classifyEnd, describeStartError, startStage } from '../../executor/runtime/job-end.ts';
 import type { EndFacts } from '../../executor/runtime/job-end.ts';
-import { OP_TABLE } from '../../executor/socket/op-table.ts';
-import { describeErrno } from '../../executor/runtime/helper-process.ts';
+import { OP_TABLE, TABLE_OPS } from '../../executor/socket/op-table.ts';
+import { describeErrno } from '../../executor/runtime/keeper-link.ts';
 
 const rules = suite('executor rules');
 const MiB = 1024 * 1024;
@@ -15,6 +15,7 @@ const MiB = 1024 * 1024;
 rules('the op table is exactly these five ops (a new op is a reviewed change)', () => {
   assert.equal(Object.keys(OP_TABLE).sort(), ['get', 'list', 'read-output', 'start', 'stop']);
   assert.equal([...EXECUTOR_OPS].sort(), Object.keys(OP_TABLE).sort());
+  assert.equal([...TABLE_OPS].sort(), Object.keys(OP_TABLE).sort(), 'the envelope accepts these');
   assert.equal(
     Object.entries(OP_TABLE)
       .filter(([, op]) => op.kind === 'stream')
@@ -77,7 +78,6 @@ rules(
       stopReason: null,
       exitCode: null,
       signal: null,
-      helperSignal: null,
     };
     const cases: [Partial<EndFacts>, [string, string, number | null, string | null]][] = [
       [{ exitCode: 0 }, ['COMPLETED', 'exited', 0, null]],
@@ -86,7 +86,7 @@ rules(
       [{ signal: 9, oomKilled: true }, ['FAILED', 'oom-killed', null, 'SIGKILL']],
       [{ signal: 15, stopReason: 'stopped' }, ['STOPPED', 'stopped', null, 'SIGTERM']],
       [{ exitCode: 0, stopReason: 'stopped' }, ['STOPPED', 'stopped', 0, null]],
-      [{ helperSignal: 'SIGKILL', stopReason: 'stopped' }, ['STOPPED', 'stopped', null, 'SIGKILL']],
+      [{ signal: 9, stopReason: 'stopped' }, ['STOPPED', 'stopped', null, 'SIGKILL']],
       [{ signal: 15, stopReason: 'timed-out' }, ['FAILED', 'timed-out', null, 'SIGTERM']],
       [
         { exitCode: 127, startError: { errno: 'ENOENT', reason: 'x', stage: 'exec' } },
@@ -121,6 +121,16 @@ rules("start errors read like the shell's", () => {
       '/job',
     ),
     'job setup failed at mount /proc: operation not permitted',
+  );
+});
+
+rules("start failures name their stage: exec, chdir, or the job's setup", () => {
+  const at = (stage: string) => startStage({ errno: 'ENOENT', reason: 'x', stage });
+  assert.equal(
+    ['exec', 'chdir', 'mount /proc', 'join cgroup /sys/fs/cgroup/x', 'init ended during setup'].map(
+      at,
+    ),
+    ['exec', 'chdir', 'setup', 'setup', 'setup'],
   );
 });
 

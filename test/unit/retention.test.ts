@@ -31,6 +31,7 @@ const lenient = {
   maxAgeMs: 1_000_000,
   maxJobs: 1_000_000,
   maxOutputBytes: Number.MAX_SAFE_INTEGER,
+  maxRecordBytes: Number.MAX_SAFE_INTEGER,
 };
 
 retention('ended jobs past the maximum age go; running jobs never', () => {
@@ -59,11 +60,19 @@ retention('beyond the total output size, the oldest ended jobs go until it fits'
 
 retention('the rules combine: age first, then count, then size', () => {
   const records = [job('a', 10, 5), job('b', 800, 50), job('c', 850, 50), job('d', 900, 50)];
-  assert.equal(jobsToDelete(records, { maxAgeMs: 500, maxJobs: 2, maxOutputBytes: 60 }, 1000), [
-    'a',
-    'b',
-    'c',
-  ]);
+  assert.equal(
+    jobsToDelete(records, { ...lenient, maxAgeMs: 500, maxJobs: 2, maxOutputBytes: 60 }, 1000),
+    ['a', 'b', 'c'],
+  );
+});
+
+retention('beyond the total size of records, the oldest ended jobs go until they fit', () => {
+  const jobs = [
+    { ...job('a', 100), recordBytes: 600_000 },
+    { ...job('b', 200), recordBytes: 300 },
+    { ...job('run', null), recordBytes: 900_000 },
+  ];
+  assert.equal(jobsToDelete(jobs, { ...lenient, maxRecordBytes: 1000 }, 1000), ['a']);
 });
 
 retention.run();

@@ -131,8 +131,12 @@ export class WatchedDriver implements CgroupDriver {
     return this.#inner.describe();
   }
 
-  prepare(): Promise<string[]> {
-    return this.#inner.prepare();
+  prepare(keep?: ReadonlySet<string>): Promise<string[]> {
+    return this.#inner.prepare(keep);
+  }
+
+  existing(jobId: string): JobCgroup {
+    return this.#inner.existing(jobId);
   }
 
   close(): Promise<void> {
@@ -206,7 +210,8 @@ export async function openV2Runtime(): Promise<V2Runtime> {
     driver,
     config,
     async close() {
-      await runtime.shutdown(200);
+      await runtime.drain(200);
+      await runtime.close();
       await rm(stateDir, { recursive: true, force: true });
     },
   };

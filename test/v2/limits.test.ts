@@ -21,6 +21,7 @@ import {
   words,
   type V2Runtime,
 } from './kit.ts';
+import { startJob, stopJob } from '../root/executor-kit.ts';
 
 const run = promisify(execFile);
 const limits = suite<{ t: V2Runtime; own: string }>('v2 job limits');
@@ -184,7 +185,8 @@ limits('io.max also holds the writeback of a job’s buffered writes (v1 cannot)
   // The job dirties 24 MiB of page cache at memory speed and waits. A sync from outside the job
   // then writes those pages back, and v2 charges the writeback to the job's cgroup: the sync
   // takes about 24 MiB / 8 MiB/s.
-  const started = await t.runtime.start(
+  const started = await startJob(
+    t.runtime,
     {
       argv: ['sh', '-c', 'dd if=/dev/zero of=/job/file bs=1M count=24 2>&1 && exec sleep 120'],
       limits: { ioWriteBps: 8 * MiB },
@@ -200,7 +202,7 @@ limits('io.max also holds the writeback of a job’s buffered writes (v1 cannot)
   const syncStarted = Date.now();
   await run('sync');
   const syncSeconds = (Date.now() - syncStarted) / 1000;
-  const record = await t.runtime.stop(started.id, 0);
+  const record = await stopJob(t.runtime, started.id, 0);
   const { wbytes } = ioBytes(
     t.driver.trace(record.id).final['io.stat'],
     diskOf(t.driver.trace(record.id).final['io.max']),

@@ -16,6 +16,7 @@ import {
   words,
   type V2Runtime,
 } from './kit.ts';
+import { startJob, stopJob } from '../root/executor-kit.ts';
 
 const stop = suite<{ t: V2Runtime }>('v2 stop');
 stop.before(
@@ -87,7 +88,8 @@ stop(
   'stop ends a job that ignores SIGTERM and forks; its cgroup is emptied and removed',
   async ({ t }) => {
     const marker = `jobworker-marker-${randomBytes(4).toString('hex')}`;
-    const job = await t.runtime.start(
+    const job = await startJob(
+      t.runtime,
       { argv: ['sh', '-c', forkingTree(marker, 3), marker], limits: { pids: 64 } },
       'tester',
     );
@@ -95,7 +97,7 @@ stop(
     const trace = t.driver.trace(job.id);
     const running = words(cgroupFile(trace.dir, 'cgroup.procs')).length;
     const started = Date.now();
-    const record = await t.runtime.stop(job.id, 300);
+    const record = await stopJob(t.runtime, job.id, 300);
     console.log(`  ${running} processes; stop with a 300 ms grace took ${Date.now() - started} ms`);
     assert.equal([record.state, record.endReason], ['STOPPED', 'stopped']);
     assert.ok(trace.killAlls >= 1, 'the job’s cgroup was killed');

@@ -1,0 +1,323 @@
+// The executor's side of a job's keeper (the C helper's long-lived process; its protocol is at
+// the top of executor/helper/jobworker-helper.c): launching one for a new job, finding it again
+// after an executor restart, and the control channel to it. The keeper owns the job and writes
+// its output; this side only asks (watch, stop) and listens (size, ended).
+import { spawn } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { getSystemErrorMap } from 'node:util';
+import type { Logger } from 'pino';
+
+export const KEEPER_SOCKET = 'keeper.sock';
+
+/** What the keeper needs; every path and id here was derived by the executor, none by a client. */
+export interface KeeperSpec {
+  uid: number;
+  gid: number;
+  hostname: string;
+  /** Host path of the job's writable directory, bound at /job inside the job. */
+  workdir: string;
+  /** Working directory inside the job's view. */
+  cwd: string;
+  tmpSizeBytes: number;
+  /** Output stored; the rest is drained and dropped, and the job marked truncated. */
+  outputMaxBytes: number;
+  /** The keeper stops the job (reason timed-out) after this long; null: never. */
+  timeoutMs: number | null;
+  /** SIGTERM → this long → SIGKILL, for a timeout (a stop names its own grace). */
+  timeoutGraceMs: number;
+  /** RLIMIT_NOFILE of the job's processes. */
+  openFiles: number;
+  cgroupDirs: readonly string[];
+  maskPaths: readonly string[];
+  argv: readonly string[];
+  env: readonly string[];
+}
+
+/** A keeper process, named so that a pid reused by another process cannot pass for it. */
+export interface KeeperIdentity {
+  pid: number;
+  /** Clock ticks since boot at which the process started (/proc/<pid>/stat field 22). */
+  startTime: string;
+}
+
+export type StartResult = { started: true } | { started: false; error: StartError };
+
+export interface StartError {
+  /** Errno name (ENOENT, EACCES, …), or "" when the helper gave none. */
+  errno: string;
+  /** libuv's wording: "no such file or directory". */
+  reason: string;
+  /** Where it failed: "exec", "chdir", "join cgroup /sys/…", … */
+  stage: string;
+}
+
+/** Control lines are short; a longer one is a broken keeper. */
+const MAX_LINE_BYTES = 1024;
+/** A keeper says who it is at once; one that does not within this long is not answering. */
+const HELLO_TIMEOUT_MS = 5_000;
+
+const NO_ANSWER: KeeperIdentity = { pid: 0, startTime: '' };
+
+/** The keeper's hello, or NO_ANSWER when it does not come in time. */
+function helloOf(link: KeeperLink): Promise<KeeperIdentity> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<KeeperIdentity>((resolve) => {
+    timer = setTimeout(() => resolve(NO_ANSWER), HELLO_TIMEOUT_MS);
+  });
+  return Promise.race([link.identity, late]).finally(() => clearTimeout(timer));
+}
+
+const systemErrors = getSystemErrorMap();
+
+/** What execve can fail with that libuv's table does not name (Linux numbers). */
+const EXEC_ERRORS_LIBUV_LACKS = new Map<number, [string, string]>([
+  [8, ['ENOEXEC', 'exec format error']],
+  [80, ['ELIBBAD', 'accessing a corrupted shared library']],
+]);
+
+export function describeErrno(errno: number): { name: string; reason: string } {
+  const known = systemErrors.get(-errno) ?? EXEC_ERRORS_LIBUV_LACKS.get(errno);
+  return known
+    ? { name: known[0], reason: known[1] }
+    : { name: errno ? `E${errno}` : '', reason: errno ? `error ${errno}` : 'unknown error' };
+}
+
+/** "start-error <errno> <stage>" as the helper words it. */
+export function parseStartError(words: readonly string[]): StartError {
+  const { name, reason } = describeErrno(Number(words[0]));
+  return { errno: name, reason, stage: words.slice(1).join(' ') };
+}
+
+function encodeSpec(spec: KeeperSpec): Buffer {
+  const pairs: [string, string][] = [
+    ['uid', String(spec.uid)],
+    ['gid', String(spec.gid)],
+    ['hostname', spec.hostname],
+    ['workdir', spec.workdir],
+    ['cwd', spec.cwd],
+    ['tmp-size', String(spec.tmpSizeBytes)],
+    ['output-max', String(spec.outputMaxBytes)],
+    ['timeout-ms', String(spec.timeoutMs ?? 0)],
+    ['timeout-grace-ms', String(spec.timeoutGraceMs)],
+    ['nofile', String(spec.openFiles)],
+    ...spec.cgroupDirs.map((dir): [string, string] => ['cgroup', dir]),
+    ...spec.maskPaths.map((path): [string, string] => ['mask', path]),
+    ...spec.argv.map((arg): [string, string] => ['arg', arg]),
+    ...spec.env.map((entry): [string, string] => ['env', entry]),
+  ];
+  const body = Buffer.from(pairs.map(([key, value]) => `${key}\0${value}\0`).join(''), 'utf8');
+  const header = Buffer.allocUnsafe(4);
+  header.writeUInt32BE(body.length, 0);
+  return Buffer.concat([header, body]);
+}
+
+/** The start time of a live process, or null when there is none with that pid. */
+export async function processStartTime(pid: number): Promise<string | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return null;
+  // `pid (comm) state ppid …`; comm may hold spaces and parentheses: count after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[19] ?? null; // field 22 of the whole line
+}
+
+/** True when `identity` names a process alive now: the same pid, started at the same time. */
+export async function isAlive(identity: KeeperIdentity): Promise<boolean> {
+  return (await processStartTime(identity.pid)) === identity.startTime;
+}
+
+/**
+ * The last resort against a keeper that no longer answers: SIGKILL, after checking that the
+ * pid still names that keeper. Its job dies with it (the init's parent-death signal).
+ */
+export async function killKeeper(identity: KeeperIdentity): Promise<void> {
+  if (await isAlive(identity)) {
+    try {
+      process.kill(identity.pid, 'SIGKILL');
+    } catch {
+      // it ended meanwhile
+    }
+  }
+}
+
+export class KeeperLink {
+  /** The keeper's own "keeper <pid> <start time>". */
+  readonly identity: Promise<KeeperIdentity>;
+  /** On a found-again keeper: the job's uid and its init's pid ("job <uid> <init pid>"). */
+  readonly job: Promise<{ uid: number; initPid: number }>;
+  /** A launched keeper's start report: the program runs, or why it could not. */
+  readonly started: Promise<StartResult>;
+  /** Resolves when the channel has closed; `ended` when the keeper said the job had ended. */
+  readonly closed: Promise<{ ended: boolean }>;
+  /** Called with each size notice after watch(). */
+  onSize: ((bytes: number, truncated: boolean) => void) | null = null;
+
+  private readonly socket: net.Socket;
+  private readonly logger: Logger;
+
+  constructor(socket: net.Socket, logger: Logger) {
+    this.socket = socket;
+    this.logger = logger;
+    let resolveIdentity!: (identity: KeeperIdentity) => void;
+    let resolveJob!: (job: { uid: number; initPid: number }) => void;
+    let resolveStart!: (result: StartResult) => void;
+    this.identity = new Promise((resolve) => (resolveIdentity = resolve));
+    this.job = new Promise((resolve) => (resolveJob = resolve));
+    this.started = new Promise((resolve) => (resolveStart = resolve));
+    let ended = false;
+    let pending = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => {
+      pending += text;
+      let newline: number;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const [kind = '', ...rest] = pending.slice(0, newline).split(' ');
+        pending = pending.slice(newline + 1);
+        switch (kind) {
+          case 'keeper':
+            resolveIdentity({ pid: Number(rest[0]), startTime: rest[1] ?? '' });
+            break;
+          case 'job':
+            resolveJob({ uid: Number(rest[0]), initPid: Number(rest[1]) });
+            break;
+          case 'init':
+            break;
+          case 'started':
+            resolveStart({ started: true });
+            break;
+          case 'start-error':
+            resolveStart({ started: false, error: parseStartError(rest) });
+            break;
+          case 'size':
+            this.onSize?.(Number(rest[0]), rest[1] === '1');
+            break;
+          case 'ended':
+            ended = true;
+            break;
+          default:
+            this.logger.warn({ line: kind }, 'unexpected line from a job keeper');
+        }
+      }
+      if (pending.length > MAX_LINE_BYTES) {
+        this.logger.error('a job keeper sent an overlong line; closing its channel');
+        socket.destroy();
+      }
+    });
+    socket.on('error', (error) => this.logger.debug({ err: error }, 'keeper channel error'));
+    this.closed = new Promise((resolve) => {
+      socket.on('close', () => {
+        const gone = new Error('the keeper closed its channel');
+        resolveStart({
+          started: false,
+          error: { errno: '', reason: gone.message, stage: 'job setup' },
+        });
+        resolveIdentity({ pid: 0, startTime: '' });
+        resolveJob({ uid: 0, initPid: 0 });
+        resolve({ ended });
+      });
+    });
+  }
+
+  /** Asks for size notices, the first at once. */
+  watch(): void {
+    this.send('watch');
+  }
+
+  /** SIGTERM to the job, then after `graceMs` everything of it killed; recorded by the keeper. */
+  stop(graceMs: number): void {
+    this.send(`stop ${Math.max(0, Math.floor(graceMs))}`);
+  }
+
+  /** Lets go of the keeper (it carries on alone): an executor that stops or restarts. */
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private send(line: string): void {
+    if (!this.socket.destroyed) this.socket.write(`${line}\n`);
+  }
+}
+
+/**
+ * Starts a keeper for a new job whose directory is `jobDir` (root-only; the keeper creates its
+ * output files, status file and socket there). Resolves once the keeper runs, with the channel
+ * on which its start will be reported; its identity is checked against the child we spawned.
+ */
+export async function launchKeeper(
+  helperPath: string,
+  jobDir: string,
+  spec: KeeperSpec,
+  logger: Logger,
+): Promise<{ link: KeeperLink; identity: KeeperIdentity }> {
+  const dirFd = openSync(jobDir, constants.O_RDONLY | constants.O_DIRECTORY);
+  let child;
+  try {
+    child = spawn(helperPath, [], {
+      // 0-2 /dev/null: the keeper outlives us, so nothing of ours may be its stdio. 3 is the
+      // control socket, 4 the job's directory.
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe', dirFd],
+      env: {},
+      // Its own session: a Ctrl-C on the executor's terminal must not reach the keepers.
+      detached: true,
+    });
+  } finally {
+    closeSync(dirFd); // the child has its copy once spawn() returns
+  }
+  const pid = await new Promise<number>((resolve, reject) => {
+    child.once('spawn', () => resolve(child.pid ?? 0));
+    child.once('error', reject);
+  });
+  // The keeper is ours only until the executor stops: it must not hold our event loop open.
+  child.unref();
+  const socket = child.stdio[3] as net.Socket;
+  const link = new KeeperLink(socket, logger);
+  socket.write(encodeSpec(spec));
+  // The channel is our own child's fd 3, so a hello naming our child's pid is proof enough here
+  // (a job that fails at once may have its keeper gone, and reaped, before /proc could be read).
+  // The start time it gives is what a later executor checks before it trusts the keeper.
+  const identity = await helloOf(link);
+  if (identity.pid !== pid || !/^\d+$/.test(identity.startTime)) {
+    link.close();
+    child.kill('SIGKILL');
+    throw new Error(`the helper (pid ${pid}) did not identify itself as its own keeper`);
+  }
+  return { link, identity };
+}
+
+/**
+ * Finds a job's keeper again (after an executor restart): connects to its socket and checks that
+ * the process answering is the keeper recorded for the job, alive since then. Null when no keeper
+ * listens any more (the job has ended, or its keeper was killed).
+ */
+export async function reconnectKeeper(
+  jobDir: string,
+  recorded: KeeperIdentity,
+  logger: Logger,
+): Promise<KeeperLink | null> {
+  const socket = net.createConnection(join(jobDir, KEEPER_SOCKET));
+  const connected = await new Promise<boolean>((resolve) => {
+    socket.once('connect', () => resolve(true));
+    socket.once('error', () => resolve(false));
+  });
+  if (!connected) {
+    socket.destroy();
+    return null;
+  }
+  const link = new KeeperLink(socket, logger);
+  const identity = await helloOf(link);
+  if (
+    identity.pid !== recorded.pid ||
+    identity.startTime !== recorded.startTime ||
+    !(await isAlive(identity))
+  ) {
+    logger.error(
+      { recorded, answered: identity },
+      'the process on a job keeper socket is not the keeper recorded for the job',
+    );
+    link.close();
+    return null;
+  }
+  return link;
+}
