@@ -126,7 +126,7 @@ test('every limit is written and reads back from the kernel', async () => {
           ['memory.limit_in_bytes', String(64 * MiB)],
           ['memory.memsw.limit_in_bytes', String(64 * MiB)],
           ['memory.soft_limit_in_bytes', String(48 * MiB)],
-          ['pids.max', '34'],
+          ['pids.max', '33'],
           ['blkio.throttle.read_bps_device', `${dev} ${MiB}`],
           ['blkio.throttle.write_bps_device', `${dev} ${2 * MiB}`],
           ['blkio.throttle.read_iops_device', `${dev} 100`],
@@ -140,7 +140,7 @@ test('every limit is written and reads back from the kernel', async () => {
           ['memory.high', String(48 * MiB)],
           ['memory.swap.max', '0'],
           ['memory.oom.group', '1'],
-          ['pids.max', '34'],
+          ['pids.max', '33'],
           ['io.max', `${dev} rbps=${MiB} wbps=${2 * MiB} riops=100 wiops=200`],
           ['cpuset.cpus', '0'],
         ];
@@ -207,16 +207,16 @@ test('a job over its memory limit is OOM-killed and reported as such', async () 
   assert.ok(usage.memoryPeakBytes >= 16 * MiB, `peak ${usage.memoryPeakBytes}`);
 });
 
-test('a pids limit counts the helper’s two processes on top of the job’s own', async () => {
+test('a pids limit counts the job’s init on top of the job’s own processes', async () => {
   const job = await createJob({ pids: 1 });
-  assert.is(await kernelValue(job, 'pids.max'), '3');
+  assert.is(await kernelValue(job, 'pids.max'), '2');
 });
 
 test('a limit the kernel refuses fails create, names the limit and leaves nothing', async () => {
   const error = await refusal(driver.create(newJobId(), { pids: 10_000_000 }, []));
   assert.instance(error, JobError);
   assert.is((error as JobError).code, 'invalid-argument');
-  assert.is(error.message, 'limits.pids: the kernel refused pids.max = "10000002" (EINVAL)');
+  assert.is(error.message, 'limits.pids: the kernel refused pids.max = "10000001" (EINVAL)');
   assert.equal(await jobDirsOf(NAME), []);
 });
 

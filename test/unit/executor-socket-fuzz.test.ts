@@ -21,6 +21,7 @@ import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../../sh
 import { JOB_ID } from '../../shared/job-id.ts';
 import type { JobRecord } from '../../shared/job.ts';
 import { jobSpecSchema } from '../../shared/job-spec-schema.ts';
+import { parseExecutorConfig } from '../../executor/config.ts';
 
 /** How long the fuzzing runs, in all (the socket part gets most of it). */
 const FUZZ_MS = Number(process.env.JOBWORKER_FUZZ_MS ?? 4000);
@@ -266,7 +267,9 @@ function standInRuntime(unchecked: string[]): JobRuntime {
       ? Promise.resolve(RECORD)
       : Promise.reject(new JobError('not-found', `job ${id} not found`));
   const runtime = {
-    start(spec: unknown, owner: unknown) {
+    // The op table reads the configuration in force (maxima, grace) from the runtime.
+    config: parseExecutorConfig({}),
+    start({ spec, owner, limits }: { spec: unknown; owner: unknown; limits: unknown }) {
       try {
         jobSpecSchema(spec, 'spec');
       } catch {
@@ -274,6 +277,8 @@ function standInRuntime(unchecked: string[]): JobRuntime {
       }
       if (typeof owner !== 'string' || owner === '')
         unchecked.push(`start: owner ${String(owner)}`);
+      if (typeof limits !== 'object' || limits === null)
+        unchecked.push(`start: limits ${JSON.stringify(limits)}`);
       return below(3) === 0
         ? Promise.reject(
             new JobError('start-failed', 'exec "x": no such file or directory', {
@@ -282,9 +287,9 @@ function standInRuntime(unchecked: string[]): JobRuntime {
           )
         : Promise.resolve(RECORD);
     },
-    stop(id: string, graceMs?: number) {
+    stop(id: string, graceMs: number) {
       expectId('stop', id);
-      if (graceMs !== undefined && !Number.isSafeInteger(graceMs))
+      if (!Number.isSafeInteger(graceMs) || graceMs < 0 || graceMs > 60_000)
         unchecked.push(`stop: graceMs ${graceMs}`);
       return knownOrMissing(id);
     },
@@ -294,7 +299,7 @@ function standInRuntime(unchecked: string[]): JobRuntime {
     },
     list(filter: { after?: string }) {
       if (filter.after !== undefined) expectId('list', filter.after);
-      return { jobs: [RECORD], more: false };
+      return Promise.resolve({ jobs: [RECORD], more: false });
     },
     async *readOutput(id: string, offset: number): AsyncGenerator<OutputChunk> {
       expectId('read-output', id);
@@ -311,7 +316,7 @@ function standInRuntime(unchecked: string[]): JobRuntime {
       }
     },
     outputSummary() {
-      return { outputBytes: 15, truncated: false };
+      return Promise.resolve({ outputBytes: 15, truncated: false });
     },
   };
   return runtime as unknown as JobRuntime;

@@ -1,8 +1,10 @@
 // The executor as it runs in production, on cgroup v2: its own process, started alone in a
 // delegated service cgroup, serving start → output → stop over its socket, and leaving nothing
-// of its jobs when it stops.
+// of its jobs once they are drained.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
+import { createLogger } from '../../shared/logger.ts';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ExecutorClient } from '../../api/executor-client.ts';
@@ -71,9 +73,9 @@ executor(
     const dir = join(x.cgroupDir, x.cgroupName, job.id);
     assert.equal(words(cgroupFile(dir, 'cgroup.controllers')), JOB_CONTROLLERS);
     assert.is(cgroupFile(dir, 'memory.max'), String(64 * MiB));
-    assert.is(cgroupFile(dir, 'pids.max'), '18');
+    assert.is(cgroupFile(dir, 'pids.max'), '17');
     assert.is(cgroupFile(dir, 'cpu.max'), '50000 100000');
-    assert.ok(words(cgroupFile(dir, 'cgroup.procs')).length >= 3, 'helper, init and the job');
+    assert.ok(words(cgroupFile(dir, 'cgroup.procs')).length >= 2, 'the init and the job');
 
     // Follow the live output until both lines are there; the job keeps running.
     let text = '';
@@ -97,16 +99,19 @@ executor(
 );
 
 executor(
-  'SIGTERM: the executor stops its jobs, removes their cgroups and exits 0',
+  'a drain stops every job and removes their cgroups; SIGTERM then removes the parent, exits 0',
   async ({ x, client }) => {
     const job = await client.startJob({ argv: ['sleep', '600'] }, 'v2-tester');
     const dir = join(x.cgroupDir, x.cgroupName, job.id);
     assert.ok(existsSync(dir));
+    const { stopped } = await drainKeepers(x.stateDir, 200, createLogger('test-drain', 'error'));
+    assert.is(stopped, 1);
+    for (let i = 0; i < 100 && existsSync(dir); i += 1) await sleep(20);
+    assert.not.ok(existsSync(dir), 'job cgroup removed');
+    assert.is((await client.getJob(job.id)).state, 'STOPPED');
     client.close();
     const { code } = await x.stop();
     assert.is(code, 0, x.log());
-    for (let i = 0; i < 50 && existsSync(dir); i += 1) await sleep(20);
-    assert.not.ok(existsSync(dir), 'job cgroup removed');
     assert.not.ok(existsSync(join(x.cgroupDir, x.cgroupName)), 'the jobs’ parent removed');
     assert.match(x.log(), /"executor stopped"/);
   },

@@ -10,6 +10,9 @@ import { compiledPath } from '../../shared/app-layout.ts';
 import { TEST_PREFIX } from '../root/executor-kit.ts';
 import { TEST_SOCKET_GID } from '../root/executor-process-kit.ts';
 import { cgroupFile, JOB_CONTROLLERS, words } from './kit.ts';
+import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
+import { createLogger } from '../../shared/logger.ts';
+import { untilNoJobRunning } from '../root/executor-process-kit.ts';
 
 /** In the VM, the Node.js runtime takes a while to load the executor's modules. */
 const LISTEN_TIMEOUT_MS = 90_000;
@@ -21,6 +24,8 @@ export interface ExecutorService {
   cgroupDir: string;
   cgroupName: string;
   socketPath: string;
+  /** The executor's state directory (its config's stateDir). */
+  stateDir: string;
   /** Everything the executor wrote to stderr (its JSON log). */
   log(): string;
   /** SIGTERM and wait for the exit. */
@@ -105,6 +110,10 @@ export async function startExecutorService(own: string): Promise<ExecutorService
     return exited;
   };
   const remove = async () => {
+    // Jobs outlive the executor: end them as a drain does, and let the executor record them.
+    await drainKeepers(join(stateDir, 'state'), 200, createLogger('test-drain', 'error'));
+    if (child.exitCode === null && child.signalCode === null)
+      await untilNoJobRunning(join(stateDir, 'state'));
     await stop();
     await rm(stateDir, { recursive: true, force: true });
     await rmdir(join(cgroupDir, `${cgroupName}-executor`)).catch(() => undefined);
@@ -122,6 +131,7 @@ export async function startExecutorService(own: string): Promise<ExecutorService
     cgroupDir,
     cgroupName,
     socketPath,
+    stateDir: join(stateDir, 'state'),
     log: () => stderr,
     stop,
     remove,
