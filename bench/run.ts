@@ -255,3 +255,4 @@ try {
   await stack.close();
 }
 await import('./jobctl-startup.ts');
+await import('./start-path.ts');

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""A job's life through the API, timed by an independent client (python3-grpcio, gRPC's C core),
+beside the isolation floor run in this same loop.
+
+One job's life: StartJob, then WatchJobOutput until it ends (the program ran and its output is
+complete). The floor: `unshare -pf --mount-proc -n -u -i` then `setpriv` to an unprivileged uid
+with no groups and no capabilities, running the same program. Both are timed alternately, one at
+a time (latency) and N at a time (rate). Prints one JSON object.
+
+    job_life.py --target 127.0.0.1:PORT --image image.binpb --ca ca.crt --cert c.crt --key c.key \
+        --uid UID --runs N --parallel N
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from google.protobuf import descriptor_pb2, message_factory
+
+SERVICE = "/jobworker.v1.JobService/"
+
+
+def load_messages(image_path):
+    files = descriptor_pb2.FileDescriptorSet()
+    with open(image_path, "rb") as image:
+        files.ParseFromString(image.read())
+    return message_factory.GetMessages(files.file)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    for flag in ("--target", "--image", "--ca", "--cert", "--key", "--uid"):
+        parser.add_argument(flag, required=True)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--parallel", type=int, default=8)
+    args = parser.parse_args()
+    messages = load_messages(args.image)
+
+    def read(path):
+        with open(path, "rb") as file:
+            return file.read()
+
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read(args.ca), private_key=read(args.key), certificate_chain=read(args.cert)
+    )
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    floor = [
+        "unshare", "-pf", "--mount-proc", "-n", "-u", "-i",
+        "setpriv", f"--reuid={args.uid}", f"--regid={args.uid}", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "true",
+    ]
+    with grpc.secure_channel(args.target, credentials, options=options) as channel:
+        start_job = channel.unary_unary(
+            SERVICE + "StartJob",
+            request_serializer=messages["jobworker.v1.StartJobRequest"].SerializeToString,
+            response_deserializer=messages["jobworker.v1.Job"].FromString,
+        )
+        watch = channel.unary_stream(
+            SERVICE + "WatchJobOutput",
+            request_serializer=messages["jobworker.v1.WatchJobOutputRequest"].SerializeToString,
+            response_deserializer=messages["jobworker.v1.OutputChunk"].FromString,
+        )
+
+        def job_life():
+            started = time.perf_counter()
+            job = start_job(messages["jobworker.v1.StartJobRequest"](argv=["true"]), timeout=60)
+            for _ in watch(messages["jobworker.v1.WatchJobOutputRequest"](id=job.id), timeout=60):
+                pass
+            return (time.perf_counter() - started) * 1000
+
+        def floor_life():
+            started = time.perf_counter()
+            subprocess.run(floor, check=True)
+            return (time.perf_counter() - started) * 1000
+
+        for _ in range(5):  # warm up both paths: TLS session, page cache
+            job_life()
+            floor_life()
+        jobworker, baseline = [], []
+        for _ in range(args.runs):
+            jobworker.append(job_life())
+            baseline.append(floor_life())
+
+        def rate(life, count):
+            started = time.perf_counter()
+            with ThreadPoolExecutor(args.parallel) as pool:
+                list(pool.map(lambda _: life(), range(count)))
+            return count / (time.perf_counter() - started)
+
+        rates = {"jobworker": [], "baseline": []}
+        for _ in range(3):
+            rates["jobworker"].append(rate(job_life, args.parallel * 5))
+            rates["baseline"].append(rate(floor_life, args.parallel * 5))
+
+    json.dump({"life_ms": {"jobworker": jobworker, "baseline": baseline}, "per_second": rates},
+              sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
