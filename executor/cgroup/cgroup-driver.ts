@@ -38,6 +38,12 @@ export interface JobCgroup {
    * process of the job is born inside the job's cgroups.
    */
   readonly joinDirs: readonly string[];
+  /**
+   * The job's directory in the cgroup v2 hierarchy, if there is one: the job's init is cloned
+   * straight into it (CLONE_INTO_CGROUP) instead of joining it by a migration, which on v1 and
+   * v2 alike waits for an RCU grace period (milliseconds per start).
+   */
+  readonly v2Dir: string | undefined;
   /** True while any process is in the job's cgroup. */
   isPopulated(): Promise<boolean>;
   /** Kills every process in the job's cgroup and waits (bounded) until it is empty. */

@@ -172,6 +172,7 @@ export async function writeLimits(
 export class LayoutJobCgroup implements JobCgroup {
   readonly jobId: string;
   readonly joinDirs: readonly string[];
+  readonly v2Dir: string | undefined;
   readonly #fs: CgroupFs;
   readonly #layout: CgroupLayout;
 
@@ -181,6 +182,7 @@ export class LayoutJobCgroup implements JobCgroup {
     this.#layout = layout;
     this.jobId = jobId;
     this.joinDirs = layout.hierarchies.map((h) => jobDir(layout, h, jobId));
+    this.v2Dir = layout.v2 === undefined ? undefined : jobDir(layout, layout.v2, jobId);
   }
 
   #dir(hierarchy: Hierarchy): string {

@@ -35,7 +35,7 @@
  *   keeper → executor  "keeper <pid> <start time>"       (start time: /proc/<pid>/stat field 22)
  *   executor → keeper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs (keys:
  *                      uid gid hostname workdir cwd tmp-size output-max timeout-ms
- *                      timeout-grace-ms nofile cgroup* mask* arg* env*)
+ *                      timeout-grace-ms nofile cgroup2 cgroup* mask* arg* env*)
  *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
  * Then fd 3, and every connection to keeper.sock, is a control channel of text lines:
  *   keeper → executor  on a keeper.sock connection first: "keeper <pid> <start time>",
@@ -57,6 +57,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
@@ -121,7 +122,8 @@ struct spec {
     unsigned long long timeout_ms;   /* 0: none */
     unsigned long long timeout_grace_ms;
     unsigned long long nofile;       /* RLIMIT_NOFILE of the job's processes */
-    const char **cgroups;
+    const char *cgroup2;             /* the job's cgroup v2 directory: the init is cloned into it */
+    const char **cgroups;            /* the job's other (v1) cgroups: the init joins them */
     size_t n_cgroups;
     const char **masks;
     size_t n_masks;
@@ -308,6 +310,8 @@ static void read_spec(struct spec *s)
             s->nofile = parse_count(key, value);
         else if (strcmp(key, "cgroup") == 0)
             s->cgroups[s->n_cgroups++] = value;
+        else if (strcmp(key, "cgroup2") == 0)
+            s->cgroup2 = value;
         else if (strcmp(key, "mask") == 0)
             s->masks[s->n_masks++] = value;
         else if (strcmp(key, "arg") == 0)
@@ -341,6 +345,8 @@ static void read_spec(struct spec *s)
     for (size_t i = 0; i < s->n_cgroups; i++)
         if (!is_absolute_clean_path(s->cgroups[i]))
             fail(EINVAL, "spec cgroup %s", s->cgroups[i]);
+    if (s->cgroup2 && !is_absolute_clean_path(s->cgroup2))
+        fail(EINVAL, "spec cgroup2 %s", s->cgroup2);
     for (size_t i = 0; i < s->n_masks; i++)
         if (!is_absolute_clean_path(s->masks[i]))
             fail(EINVAL, "spec mask %s", s->masks[i]);
@@ -955,6 +961,38 @@ __attribute__((noreturn)) static void keep(struct keeper *k)
     }
 }
 
+/* The init, in new PID, mount, network, UTS and IPC namespaces. clone3 without a new stack
+ * behaves like fork: the child continues on a copy of ours. With a cgroup v2 directory, the init
+ * is born in it (CLONE_INTO_CGROUP): no migration, which would wait for an RCU grace period. A
+ * kernel without clone3 (before 5.7) gets a plain clone, and the init joins that cgroup too. */
+static pid_t clone_init(struct spec *s)
+{
+    const unsigned long long namespaces =
+        CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
+    int cgroup_fd = -1;
+    if (s->cgroup2) {
+        cgroup_fd = open(s->cgroup2, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cgroup_fd < 0)
+            fail(errno, "open cgroup %s", s->cgroup2);
+    }
+    struct clone_args args = {
+        .flags = namespaces | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+        .exit_signal = SIGCHLD,
+        .cgroup = cgroup_fd >= 0 ? (unsigned long long)cgroup_fd : 0,
+    };
+    pid_t init = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (init < 0 && errno == ENOSYS) {
+        if (s->cgroup2)
+            s->cgroups[s->n_cgroups++] = s->cgroup2; /* read_spec left room for every string */
+        init = (pid_t)syscall(SYS_clone, namespaces | SIGCHLD, NULL, NULL, NULL, 0);
+    }
+    if (init < 0)
+        fail(errno, "clone namespaces");
+    if (init > 0 && cgroup_fd >= 0)
+        close(cgroup_fd);
+    return init;
+}
+
 /* The init keeps only what it needs: the job's pipes' write ends and its two report pipes.
  * Everything else of the keeper's (output files, sockets, timers) is closed in it. */
 static void close_all_but(const int *keep, size_t n)
@@ -1037,12 +1075,7 @@ int main(int argc, char **argv)
     if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0)
         fail(errno, "create status pipes");
 
-    /* A raw clone without a new stack behaves like fork: the child continues on a copy of ours. */
-    pid_t init = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
-                                               CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD,
-                                NULL, NULL, NULL, 0);
-    if (init < 0)
-        fail(errno, "clone namespaces");
+    pid_t init = clone_init(&spec);
     if (init == 0) {
         int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1]};
         close_all_but(keep_fds, sizeof keep_fds / sizeof *keep_fds);
@@ -1532,10 +1565,10 @@ static pid_t host_parent_pid(void)
     return ppid;
 }
 
-/* The init moves itself into each of the job's cgroups ("0" names the writer) before it does
- * anything else, so the job, forked later, is born inside them and nothing it runs is ever
- * outside its limits. The keeper stays outside: the job's OOM kill or pids limit never reaches
- * the process that records the job's end. */
+/* The init moves itself into each of the job's other cgroups (v1 hierarchies; "0" names the
+ * writer) before it does anything else, so the job, forked later, is born inside all of them and
+ * nothing it runs is ever outside its limits. The keeper stays outside: the job's OOM kill or pids
+ * limit never reaches the process that records the job's end. */
 static void join_cgroups(const struct spec *s)
 {
     char path[PATH_MAX];

@@ -30,7 +30,10 @@ export interface KeeperSpec {
   timeoutGraceMs: number;
   /** RLIMIT_NOFILE of the job's processes. */
   openFiles: number;
+  /** The job's cgroups the init joins (v1 hierarchies). */
   cgroupDirs: readonly string[];
+  /** The job's cgroup v2 directory, which the init is cloned into; undefined without one. */
+  cgroup2Dir: string | undefined;
   maskPaths: readonly string[];
   argv: readonly string[];
   env: readonly string[];
@@ -104,6 +107,7 @@ function encodeSpec(spec: KeeperSpec): Buffer {
     ['timeout-grace-ms', String(spec.timeoutGraceMs)],
     ['nofile', String(spec.openFiles)],
     ...spec.cgroupDirs.map((dir): [string, string] => ['cgroup', dir]),
+    ...(spec.cgroup2Dir === undefined ? [] : [['cgroup2', spec.cgroup2Dir] as [string, string]]),
     ...spec.maskPaths.map((path): [string, string] => ['mask', path]),
     ...spec.argv.map((arg): [string, string] => ['arg', arg]),
     ...spec.env.map((entry): [string, string] => ['env', entry]),

@@ -151,6 +151,7 @@ export class WatchedDriver implements CgroupDriver {
     const watched: JobCgroup = {
       jobId,
       joinDirs: job.joinDirs,
+      v2Dir: job.v2Dir,
       isPopulated: () => job.isPopulated(),
       killAll: () => {
         trace.killAlls += 1;
