@@ -235,9 +235,10 @@ export class RunningJob {
     // no sync: a crash before it leaves the keeper's status file to say the same at the next start.
     void (async () => {
       await attempt('remove cgroup', () => this.cgroup.remove(), undefined);
+      // /job went with the job's mount namespace; at most its unused image is left.
       await attempt(
-        'remove work directory',
-        () => this.parts.store.removeWorkDir(this.record.id),
+        'discard storage',
+        () => this.parts.store.discardStorage(this.record.id),
         undefined,
       );
       // A full state disk must not lose the end: the store keeps trying until it is saved.

@@ -200,6 +200,7 @@ rules('a record becomes a Job message: unset fields stay unset', () => {
     envNames: ['A'],
     workingDir: '/job',
     limits: { cpus: 1 },
+    storageKind: 'memory',
     timeoutMs: 1500,
     state: 'STOPPED',
     endReason: 'stopped',
