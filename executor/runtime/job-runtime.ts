@@ -443,7 +443,7 @@ export class JobRuntime {
     if (fs.bavail * fs.bsize < bytes + MIN_FREE_STATE_BYTES) {
       throw new JobError(
         'resource-exhausted',
-        `limits.storageBytes: the executor's state filesystem has no room for ${bytes} bytes of disk storage now`,
+        `the executor's state filesystem has no room for ${bytes} bytes of disk storage now`,
       );
     }
     await this.store.createJobDir(id);
