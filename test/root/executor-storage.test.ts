@@ -2,13 +2,23 @@
 // or on disk through a loop device), discarded whole when the job ends. Nothing a job writes
 // there ever reaches the executor's state directory, so there is nothing for the executor to walk
 // and remove, however many files or however deep a tree the job made.
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobRecord, JobSpec } from '../../shared/job.ts';
-import { openTestRuntime, runToEnd, shell, sleep, startJob, TEST_PREFIX } from './executor-kit.ts';
+import {
+  FILL_JOB_DIR,
+  loopDevicesBackedBy,
+  openTestRuntime,
+  runToEnd,
+  shell,
+  sleep,
+  startJob,
+  strangersInJobDir,
+  TEST_PREFIX,
+} from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
 const MiB = 1024 * 1024;
@@ -19,18 +29,6 @@ storage.before(async (context) => {
 storage.after(async ({ t }) => {
   await t.close();
 });
-
-/** Fills /job in 64 KiB writes until the kernel refuses one; prints the errno's name and bytes. */
-const FILL = [
-  'import errno, os',
-  "fd = os.open('/job/fill', os.O_WRONLY | os.O_CREAT)",
-  'written = 0',
-  'try:',
-  '    while True:',
-  "        written += os.write(fd, b'x' * 65536)",
-  'except OSError as e:',
-  '    print(errno.errorcode[e.errno], written, flush=True)',
-].join('\n');
 
 /** Creates empty files in /job until the kernel refuses one; prints the errno's name and count. */
 const CREATE = [
@@ -43,38 +41,6 @@ const CREATE = [
   'except OSError as e:',
   '    print(errno.errorcode[e.errno], made, flush=True)',
 ].join('\n');
-
-/** What the executor and the keeper keep in a job's directory; a job's own files never are. */
-const JOB_DIR_FILES = new Set([
-  'record.json',
-  'keeper.id',
-  'keeper.status',
-  'output.bin',
-  'output.idx',
-]);
-
-async function jobDirEntries(t: TestRuntime, id: string): Promise<string[]> {
-  return readdir(join(t.config.stateDir, 'jobs', id));
-}
-
-/** Loop devices backed by a file under `dir`, as /sys/block lists them. */
-async function loopDevicesUnder(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const name of (await readdir('/sys/block')).filter((entry) => entry.startsWith('loop'))) {
-    const backing = await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '');
-    if (backing.startsWith(dir)) found.push(`${name}: ${backing.trim()}`);
-  }
-  return found;
-}
-
-/** A loop device detaches itself (autoclear) just after its last user is gone. */
-async function noLoopDevicesUnder(dir: string): Promise<string[]> {
-  for (let waited = 0; waited < 5000; waited += 50) {
-    if ((await loopDevicesUnder(dir)).length === 0) return [];
-    await sleep(50);
-  }
-  return loopDevicesUnder(dir);
-}
 
 function python(program: string, spec: Partial<JobSpec>): JobSpec {
   return { argv: ['python3', '-c', program], ...spec };
@@ -107,9 +73,12 @@ storage(
   async ({ t }) => {
     const { stdout, stderr, record } = await runToEnd(
       t.runtime,
-      python(`${FILL}\nos.remove('/job/fill')\nprint(open('/job/after', 'w').write('ok'))`, {
-        limits: { storageBytes: 8 * MiB, memoryBytes: 64 * MiB },
-      }),
+      python(
+        `${FILL_JOB_DIR}\nos.remove('/job/fill')\nprint(open('/job/after', 'w').write('ok'))`,
+        {
+          limits: { storageBytes: 8 * MiB, memoryBytes: 64 * MiB },
+        },
+      ),
     );
     endedNormally(record, stderr);
     assert.equal(stdout.trim().split('\n'), ['ENOSPC 8388608', '2']);
@@ -138,7 +107,7 @@ storage(
         [
           'import subprocess',
           "print(subprocess.run(['sh', '-c', 'grep \" /job \" /proc/mounts; stat -c %a /job; ls -A /job'], capture_output=True, text=True).stdout, end='')",
-          FILL,
+          FILL_JOB_DIR,
         ].join('\n'),
         {
           storageKind: 'disk',
@@ -158,11 +127,11 @@ storage(
     assert.is(record.limits.storageBytes, 48 * MiB);
     await t.runtime.wait(record.id);
     assert.equal(
-      (await jobDirEntries(t, record.id)).filter((name) => !JOB_DIR_FILES.has(name)),
+      await strangersInJobDir(t.config.stateDir, record.id),
       [],
       'the image is gone (the init unlinked it once attached)',
     );
-    assert.equal(await noLoopDevicesUnder(t.config.stateDir), [], 'its loop device detached');
+    assert.equal(await loopDevicesBackedBy(t.config.stateDir), [], 'its loop device detached');
   },
 );
 
@@ -191,10 +160,7 @@ storage(
     ]);
     delay.disable();
     assert.is(other.stdout, 'other\n');
-    assert.equal(
-      (await jobDirEntries(t, started.id)).filter((name) => !JOB_DIR_FILES.has(name)),
-      [],
-    );
+    assert.equal(await strangersInJobDir(t.config.stateDir, started.id), []);
     console.log(
       `  ${files} files: settled and another job ran in ${Date.now() - since} ms; ` +
         `event loop delay max ${(delay.max / 1e6).toFixed(1)} ms`,

@@ -1,11 +1,18 @@
 // A job's /job on cgroup v2: in memory, its pages are the job's (memory.stat counts them as
 // shmem) and filling it is ENOSPC, never an OOM kill; on disk, the image's loop device does its
 // IO in the job's cgroup, and both the image and the loop device are gone once the job is.
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runToEnd, sleep, startJob, stopJob } from '../root/executor-kit.ts';
+import {
+  FILL_JOB_DIR,
+  loopDevicesBackedBy,
+  runToEnd,
+  startJob,
+  stopJob,
+  strangersInJobDir,
+} from '../root/executor-kit.ts';
 import { keyed, logged, MiB, openV2Runtime, requireV2Vm, type V2Runtime } from './kit.ts';
 
 const storage = suite<{ t: V2Runtime }>('v2 job storage');
@@ -19,23 +26,11 @@ storage.after(async ({ t }) => {
   await t?.close();
 });
 
-/** Fills /job until the kernel refuses a write; prints the errno's name and the bytes written. */
-const FILL = [
-  'import errno, os',
-  "fd = os.open('/job/fill', os.O_WRONLY | os.O_CREAT)",
-  'written = 0',
-  'try:',
-  '    while True:',
-  "        written += os.write(fd, b'x' * 65536)",
-  'except OSError as e:',
-  '    print(errno.errorcode[e.errno], written, flush=True)',
-].join('\n');
-
 storage(
   '/job in memory: its pages count in the job’s memory cgroup; full is ENOSPC, not an OOM kill',
   async ({ t }) => {
     const started = await startJob(t.runtime, {
-      argv: ['python3', '-c', `${FILL}\nimport time\ntime.sleep(120)`],
+      argv: ['python3', '-c', `${FILL_JOB_DIR}\nimport time\ntime.sleep(120)`],
       limits: { memoryBytes: 96 * MiB, storageBytes: 32 * MiB },
     });
     let output = '';
@@ -58,7 +53,7 @@ storage(
   '/job on disk: ENOSPC at its cap; the image and the loop device go with the job',
   async ({ t }) => {
     const { stdout, stderr, record } = await runToEnd(t.runtime, {
-      argv: ['python3', '-c', FILL],
+      argv: ['python3', '-c', FILL_JOB_DIR],
       storageKind: 'disk',
       limits: { storageBytes: 32 * MiB, ioWriteBps: 64 * MiB },
     });
@@ -73,28 +68,9 @@ storage(
     // disk's alone.
     const disk = stat.split('\n').find((line) => !line.startsWith('7:')) ?? '';
     assert.is(record.usage?.ioWriteBytes, Number(/wbytes=(\d+)/.exec(disk)?.[1]));
-    assert.equal(
-      (await readdir(join(t.config.stateDir, 'jobs', record.id))).filter(
-        (name) => !/^(record\.json|keeper\.(id|status)|output\.(bin|idx))$/.test(name),
-      ),
-      [],
-    );
-    let attached: string[] = [];
-    for (let waited = 0; waited < 10_000; waited += 100) {
-      attached = (await readdir('/sys/block')).filter((name) => name.startsWith('loop'));
-      const backed = await Promise.all(
-        attached.map((name) =>
-          readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').then(
-            () => name,
-            () => null,
-          ),
-        ),
-      );
-      attached = backed.filter((name): name is string => name !== null);
-      if (attached.length === 0) break;
-      await sleep(100);
-    }
-    assert.equal(attached, [], 'no loop device attached');
+    assert.equal(await strangersInJobDir(t.config.stateDir, record.id), []);
+    // Nothing else in the VM uses loop devices.
+    assert.equal(await loopDevicesBackedBy(''), [], 'no loop device attached');
   },
 );
 
