@@ -99,8 +99,8 @@ export interface JobRecord {
   envNames: string[];
   workingDir: string;
   limits: JobLimits;
-  /** What backed /job (records from before storage kinds have none). */
-  storageKind: StorageKind;
+  /** What backed /job (absent in records from before storage kinds). */
+  storageKind?: StorageKind;
   timeoutMs: number | null;
   state: JobState;
   endReason: EndReason | null;

@@ -13,7 +13,6 @@ function job(id: string, endedAt: number | null, outputBytes = 0): JobRecord {
     envNames: [],
     workingDir: '/job',
     limits: {},
-    storageKind: 'memory',
     timeoutMs: null,
     state: endedAt === null ? 'RUNNING' : 'COMPLETED',
     endReason: endedAt === null ? null : 'exited',
