@@ -33,7 +33,8 @@ export class RunningJob {
   readonly cgroup: JobCgroup;
   /**
    * Resolves with the final record once the job has ended: its output is complete for readers
-   * and its record final. Its cgroups, directory and the record's save follow (`settled`).
+   * and its record final. Its cgroups, what is left of its storage and the record's save follow
+   * (`settled`).
    */
   readonly ended: Promise<JobRecord>;
   /** Resolves once nothing of the ended job is left but its record and output. */
