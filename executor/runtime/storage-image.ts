@@ -13,8 +13,11 @@ import { checkTrustedExecutable } from '../trusted-executable.ts';
 
 const run = promisify(execFile);
 
-/** ext4's block size in the image; its size is a whole number of these. */
-const BLOCK_BYTES = 4096;
+/**
+ * ext4's block size in the image; its size is a whole number of these. The helper gives the loop
+ * device the same logical block size (STORAGE_BLOCK_BYTES; helper-constants.test.ts).
+ */
+export const STORAGE_BLOCK_BYTES = 4096;
 /** Where Debian (and most distributions) keep e2fsprogs' mke2fs. */
 const MKE2FS_PATHS = ['/usr/sbin/mke2fs', '/sbin/mke2fs'];
 const LOOP_CONTROL = '/dev/loop-control';
@@ -72,7 +75,7 @@ export async function makeStorageImage(
   } finally {
     await file.close();
   }
-  const blocks = Math.floor(storage.bytes / BLOCK_BYTES);
+  const blocks = Math.floor(storage.bytes / STORAGE_BLOCK_BYTES);
   await run(
     mke2fs,
     [
@@ -83,7 +86,7 @@ export async function makeStorageImage(
       '-O',
       '^has_journal',
       '-b',
-      String(BLOCK_BYTES),
+      String(STORAGE_BLOCK_BYTES),
       '-m',
       '0',
       '-N',
