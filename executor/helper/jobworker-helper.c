@@ -36,7 +36,7 @@
  *   executor → keeper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs (keys:
  *                      uid gid hostname storage storage-bytes storage-inodes storage-image
  *                      cwd tmp-size output-max timeout-ms timeout-grace-ms nofile cgroup*
- *                      mask* arg* env*; see build_job_storage for the storage keys)
+ *                      mask* arg* env*; the storage keys under "The job's own filesystem")
  *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
  * Then fd 3, and every connection to keeper.sock, is a control channel of text lines:
  *   keeper → executor  on a keeper.sock connection first: "keeper <pid> <start time>",

@@ -121,7 +121,7 @@ export class JobRuntime {
   private readonly jobs = new Map<string, JobEntry>();
   private maskPaths: string[] = [];
   private ioDevices = new Map<StorageKind, Promise<BlockDevice[]>>();
-  /** mke2fs, once found (disk storage asked for at least once); a rejection says why not. */
+  /** mke2fs, once found (disk storage was asked for); a rejection says why there is none. */
   private imageMaker: Promise<string> | null = null;
   /** Starts between their cap check and their entry in `jobs`: the running-job cap counts them. */
   private starting = 0;
@@ -436,8 +436,11 @@ export class JobRuntime {
       await this.store.createJobDir(id);
       return { kind, bytes, inodes, image: null };
     }
-    this.imageMaker ??= findImageMaker();
-    this.imageMaker.catch(() => (this.imageMaker = null)); // tried again at the next request
+    // Looked up once; a failure is tried again at the next request (e2fsprogs installed since).
+    this.imageMaker ??= findImageMaker().catch((error: unknown) => {
+      this.imageMaker = null;
+      throw error;
+    });
     const mke2fs = await this.imageMaker;
     const fs = await statfs(this.config.stateDir);
     if (fs.bavail * fs.bsize < bytes + MIN_FREE_STATE_BYTES) {

@@ -2,7 +2,8 @@
 // or on disk through a loop device), discarded whole when the job ends. Nothing a job writes
 // there ever reaches the executor's state directory, so there is nothing for the executor to walk
 // and remove, however many files or however deep a tree the job made.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { suite } from 'uvu';
@@ -197,6 +198,44 @@ storage(
       assert.equal(await readdir(jobs), []);
     } finally {
       await t.close();
+    }
+  },
+);
+
+storage(
+  'at start, what is left of ended jobs’ storage is discarded: an image, an older executor’s deep work directory',
+  async () => {
+    const first = await openTestRuntime();
+    const { stateDir } = first.config;
+    try {
+      const { record } = await shell(first.runtime, 'true');
+      await first.runtime.drain(200);
+      await first.runtime.close();
+      // What a crash before the init took the image leaves, and what an older executor's /job
+      // directory could be: a tree deeper than PATH_MAX.
+      const jobDir = join(stateDir, 'jobs', record.id);
+      await writeFile(join(jobDir, 'storage.img'), 'image');
+      await mkdir(join(jobDir, 'work'));
+      execFileSync(
+        'python3',
+        [
+          '-c',
+          "import os\nfor _ in range(400):\n    os.mkdir('d-123456789')\n    os.chdir('d-123456789')",
+        ],
+        { cwd: join(jobDir, 'work') },
+      );
+      const second = await openTestRuntime({
+        stateDir,
+        socketPath: `${stateDir}/run/executor.sock`,
+      });
+      try {
+        assert.equal(await strangersInJobDir(stateDir, record.id), []);
+        assert.is((await second.runtime.get(record.id)).state, 'COMPLETED', 'the record is kept');
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
     }
   },
 );
