@@ -8,6 +8,7 @@ import type {
   JobRecord,
   JobSpec,
   JobState as ExecutorJobState,
+  StorageKind as ExecutorStorageKind,
 } from '../shared/job.ts';
 import { jobSpecSchema } from '../shared/job-spec-schema.ts';
 import { invalid } from '../shared/schema.ts';
@@ -16,6 +17,7 @@ import {
   EndReason,
   JobState,
   OutputStream,
+  StorageKind,
   type Job,
   type Limits,
   type ListJobsRequest,
@@ -42,6 +44,20 @@ const END_REASONS: Record<ExecutorEndReason, EndReason> = {
   'start-failed': EndReason.END_REASON_START_FAILED,
   'executor-restarted': EndReason.END_REASON_EXECUTOR_RESTARTED,
 };
+
+const STORAGE_KINDS: Record<ExecutorStorageKind, StorageKind> = {
+  memory: StorageKind.STORAGE_KIND_MEMORY,
+  disk: StorageKind.STORAGE_KIND_DISK,
+};
+
+function storageKindFromMessage(kind: StorageKind | undefined): ExecutorStorageKind | undefined {
+  if (kind === undefined || kind === StorageKind.STORAGE_KIND_UNSPECIFIED) return undefined;
+  const name = (Object.keys(STORAGE_KINDS) as ExecutorStorageKind[]).find(
+    (key) => STORAGE_KINDS[key] === kind,
+  );
+  if (!name) throw invalid('storage_kind', 'is not a storage kind');
+  return name;
+}
 
 /** A Duration as whole milliseconds; `field` names it in errors. */
 export function durationToMs(duration: Duration, field: string): number {
@@ -73,6 +89,8 @@ export function specFromRequest(request: StartJobRequest): JobSpec {
   if (Object.keys(request.env).length > 0) spec.env = request.env;
   if (request.workingDir !== '') spec.workingDir = request.workingDir;
   if (request.limits) spec.limits = limitsFromMessage(request.limits);
+  const storageKind = storageKindFromMessage(request.storageKind);
+  if (storageKind) spec.storageKind = storageKind;
   if (request.timeout) {
     const timeoutMs = durationToMs(request.timeout, 'timeout');
     if (timeoutMs > 0) spec.timeoutMs = timeoutMs;
@@ -118,6 +136,8 @@ export function jobToMessage(record: JobRecord): Job {
     outputBytes: record.outputBytes,
     outputTruncated: record.outputTruncated,
   };
+  // Records from before storage kinds have none.
+  if (record.storageKind !== undefined) job.storageKind = STORAGE_KINDS[record.storageKind];
   if (record.timeoutMs !== null) job.timeout = msToDuration(record.timeoutMs);
   if (record.exitCode !== null) job.exitCode = record.exitCode;
   if (record.endedAt !== null) job.endedAt = new Date(record.endedAt);

@@ -15,7 +15,7 @@ import type { RetentionPolicy } from './runtime/retention.ts';
 const MiB = 1024 * 1024;
 
 export interface ExecutorConfig {
-  /** Job records, output and per-job writable directories. Root-only (0700). */
+  /** Job records and output, and the images of jobs' disk-backed /job. Root-only (0700). */
   stateDir: string;
   /** The Unix socket the API connects to; its directory is created root-owned, mode 0750. */
   socketPath: string;
@@ -74,8 +74,8 @@ export const EXECUTOR_DEFAULTS: ExecutorConfig = {
     maxRecordBytes: 256 * MiB,
   },
   limits: {
-    defaults: { cpus: 1, memoryBytes: 512 * MiB, pids: 512 },
-    max: { cpus: 64, memoryBytes: 64 * 1024 * MiB, pids: 65_536 },
+    defaults: { cpus: 1, memoryBytes: 512 * MiB, pids: 512, storageBytes: 256 * MiB },
+    max: { cpus: 64, memoryBytes: 64 * 1024 * MiB, pids: 65_536, storageBytes: 16 * 1024 * MiB },
   },
   defaultTimeoutMs: null,
   maxTimeoutMs: null,

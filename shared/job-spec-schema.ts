@@ -1,8 +1,19 @@
 // The shape and hard bounds of a JobSpec, independent of any configuration. The API checks
 // requests with it to answer early; the executor checks again (it trusts nothing it receives)
 // and then applies its configured defaults and maxima (executor/runtime/effective-limits.ts).
+import { STORAGE_KINDS } from './job.ts';
 import type { JobLimits, JobSpec } from './job.ts';
-import { array, integer, number, object, optional, record, string, invalid } from './schema.ts';
+import {
+  array,
+  integer,
+  number,
+  object,
+  oneOf,
+  optional,
+  record,
+  string,
+  invalid,
+} from './schema.ts';
 import type { Check } from './schema.ts';
 
 /** The kernel's limit for one argv/env string (MAX_ARG_STRLEN), less the terminating NUL. */
@@ -14,6 +25,8 @@ export const MAX_ENV = 1024;
 export const MAX_PATH_BYTES = 4095;
 /** Below this the helper's own setup (mounts, fork) cannot fit; Docker's floor is 6 MiB. */
 export const MIN_MEMORY_BYTES = 4 * 1024 * 1024;
+/** The smallest /job: room for a few files (and for ext4's own metadata on disk). */
+export const MIN_STORAGE_BYTES = 1024 * 1024;
 const MAX_BYTES = Number.MAX_SAFE_INTEGER;
 
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -39,6 +52,14 @@ export const absolutePath: Check<string> = (value, field) => {
   return path;
 };
 
+/**
+ * Why /job in memory may not be larger than the memory limit: its pages count against it, and a
+ * job filling it would be OOM-killed instead of getting ENOSPC.
+ */
+export function storageAboveMemory(memoryBytes: number): string {
+  return `must be at most limits.memoryBytes, ${memoryBytes} bytes, for storage in memory: its pages count against the memory limit (disk storage may be larger)`;
+}
+
 const bytes = (min: number) => integer({ min, max: MAX_BYTES, unit: 'bytes' });
 const perSecond = (unit: string) => integer({ min: 1, max: MAX_BYTES, unit });
 
@@ -59,6 +80,7 @@ export const jobLimitsSchema: Check<JobLimits> = object({
       patternRule: 'a cpu list such as 0-1,3',
     }),
   ),
+  storageBytes: optional(bytes(MIN_STORAGE_BYTES)),
 });
 
 const jobSpecShape = object({
@@ -80,6 +102,7 @@ const jobSpecShape = object({
   ),
   workingDir: optional(absolutePath),
   limits: optional(jobLimitsSchema),
+  storageKind: optional(oneOf(STORAGE_KINDS)),
   timeoutMs: optional(integer({ min: 1, max: 366 * 24 * 3600 * 1000, unit: 'ms' })),
 });
 
@@ -104,6 +127,14 @@ export const jobSpecSchema: Check<JobSpec> = (value, field) => {
     limits.memoryHighBytes > limits.memoryBytes
   ) {
     throw invalid(`${field}.limits.memoryHighBytes`, 'must not be above limits.memoryBytes');
+  }
+  if (
+    (spec.storageKind ?? 'memory') === 'memory' &&
+    limits?.storageBytes !== undefined &&
+    limits.memoryBytes !== undefined &&
+    limits.storageBytes > limits.memoryBytes
+  ) {
+    throw invalid(`${field}.limits.storageBytes`, storageAboveMemory(limits.memoryBytes));
   }
   return spec;
 };

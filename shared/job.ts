@@ -22,6 +22,11 @@ export interface JobLimits {
   ioWriteIops?: number;
   /** CPUs the job may run on, in the kernel's list syntax: "0-1,3". */
   cpusetCpus?: string;
+  /**
+   * Size cap of the job's own filesystem at /job; a job that fills it gets ENOSPC. Its inode
+   * cap follows from it (storageInodes). In memory, at most memoryBytes: its pages count there.
+   */
+  storageBytes?: number;
 }
 
 export const NUMERIC_LIMIT_FIELDS = [
@@ -33,8 +38,25 @@ export const NUMERIC_LIMIT_FIELDS = [
   'ioWriteBps',
   'ioReadIops',
   'ioWriteIops',
+  'storageBytes',
 ] as const satisfies readonly (keyof JobLimits)[];
 export type NumericLimitField = (typeof NUMERIC_LIMIT_FIELDS)[number];
+
+/**
+ * What backs a job's /job: `memory`, a tmpfs charged to the job's memory limit (the default);
+ * `disk`, an ext4 filesystem in an image file on the executor's state disk, its space reserved
+ * when the job starts. Either is discarded whole when the job ends.
+ */
+export type StorageKind = 'memory' | 'disk';
+export const STORAGE_KINDS: readonly StorageKind[] = ['memory', 'disk'];
+
+/** One inode per this many bytes of storage: every file can have at least one page. */
+export const STORAGE_BYTES_PER_INODE = 4096;
+
+/** The inode cap of a job's filesystem, from its size cap. */
+export function storageInodes(storageBytes: number): number {
+  return Math.ceil(storageBytes / STORAGE_BYTES_PER_INODE);
+}
 
 /** What a client asks the executor to run. argv is executed directly, never through a shell. */
 export interface JobSpec {
@@ -43,6 +65,8 @@ export interface JobSpec {
   /** Absolute path inside the job's view; defaults to the job's writable directory. */
   workingDir?: string;
   limits?: JobLimits;
+  /** What backs /job; memory when not asked. */
+  storageKind?: StorageKind;
   /** Wall-clock limit in milliseconds; the job is stopped (reason timed-out) when it passes. */
   timeoutMs?: number;
 }
@@ -75,6 +99,8 @@ export interface JobRecord {
   envNames: string[];
   workingDir: string;
   limits: JobLimits;
+  /** What backed /job (absent in records from before storage kinds). */
+  storageKind?: StorageKind;
   timeoutMs: number | null;
   state: JobState;
   endReason: EndReason | null;

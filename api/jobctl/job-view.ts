@@ -1,5 +1,11 @@
 // A job as people and scripts see it: the `status` page, a `list` row, and the --json object.
-import { EndReason, JobState, type Job, type Limits } from '../generated/jobworker/v1/jobworker.ts';
+import {
+  EndReason,
+  JobState,
+  StorageKind,
+  type Job,
+  type Limits,
+} from '../generated/jobworker/v1/jobworker.ts';
 import { durationToMs } from '../../shared/proto-duration.ts';
 import { commandLine, humanBytes, humanDuration, localTime, timeAgo, truncate } from './format.ts';
 
@@ -10,6 +16,26 @@ const STATE_NAMES: Record<JobState, string> = {
   [JobState.JOB_STATE_FAILED]: 'failed',
   [JobState.JOB_STATE_STOPPED]: 'stopped',
 };
+
+/** The words of --storage-kind; null where the server said nothing (older jobs). */
+const STORAGE_KIND_NAMES: Record<StorageKind, string | null> = {
+  [StorageKind.STORAGE_KIND_UNSPECIFIED]: null,
+  [StorageKind.STORAGE_KIND_MEMORY]: 'memory',
+  [StorageKind.STORAGE_KIND_DISK]: 'disk',
+};
+
+function storageKindName(job: Job): string | null {
+  return job.storageKind === undefined ? null : (STORAGE_KIND_NAMES[job.storageKind] ?? null);
+}
+
+/** /job's size and what backs it: "256 MiB in memory", "10 GiB on disk". */
+function storageText(job: Job): string | null {
+  const bytes = job.limits?.storageBytes;
+  if (bytes === undefined) return null;
+  const kind = storageKindName(job);
+  const where = kind === 'memory' ? ' in memory' : kind === 'disk' ? ' on disk' : '';
+  return `${humanBytes(bytes)}${where}`;
+}
 
 /** The same names the executor records use. */
 const REASON_NAMES: Record<EndReason, string | null> = {
@@ -127,6 +153,8 @@ export function statusText(job: Job, now: Date): string {
   if (job.workingDir) lines.push(['Workdir', job.workingDir]);
   if (job.envNames.length > 0) lines.push(['Env', job.envNames.join(', ')]);
   lines.push(['Limits', limitsText(job.limits)]);
+  const storage = storageText(job);
+  if (storage !== null) lines.push(['Storage', storage]);
   if (job.timeout) lines.push(['Timeout', humanDuration(Math.round(durationToMs(job.timeout)))]);
   if (job.usage) {
     const usage = job.usage;
@@ -174,7 +202,9 @@ export function jobJson(job: Job, now: Date): Record<string, unknown> {
       ioReadIops: limits.ioReadIops ?? null,
       ioWriteIops: limits.ioWriteIops ?? null,
       cpusetCpus: limits.cpusetCpus ?? null,
+      storageBytes: limits.storageBytes ?? null,
     },
+    storageKind: storageKindName(job),
     usage: job.usage ? { ...job.usage } : null,
     outputBytes: job.outputBytes,
     outputTruncated: job.outputTruncated,

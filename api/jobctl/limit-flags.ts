@@ -8,8 +8,10 @@
 // which flagForField() turns back into the flag.
 import { JobError } from '../../shared/errors.ts';
 import { CPU_LIST, jobSpecSchema } from '../../shared/job-spec-schema.ts';
-import type { JobSpec } from '../../shared/job.ts';
+import { STORAGE_KINDS } from '../../shared/job.ts';
+import type { JobSpec, StorageKind as JobStorageKind } from '../../shared/job.ts';
 import { msToDuration } from '../../shared/proto-duration.ts';
+import { StorageKind } from '../generated/jobworker/v1/jobworker.ts';
 import type { Limits, StartJobRequest } from '../generated/jobworker/v1/jobworker.ts';
 import { allStrings, lastString, optionKey } from './cli-args.ts';
 import type { ParsedOptions } from './cli-args.ts';
@@ -200,6 +202,14 @@ export const LIMIT_FLAGS: readonly LimitFlag[] = [
     parse: parseIops,
     description: 'Disk write operations per second',
   },
+  {
+    flag: '--storage',
+    placeholder: '<size>',
+    field: 'storageBytes',
+    parse: parseSize,
+    description:
+      'Size of /job (1g); writing past it is ENOSPC. In memory, at most --memory: its pages count there',
+  },
 ];
 
 /** The other job flags, for registration and for naming fields in errors. */
@@ -219,7 +229,24 @@ export const JOB_FLAGS = {
     placeholder: '<dir>',
     description: 'Working directory inside the job (default /job)',
   },
+  storageKind: {
+    flag: '--storage-kind',
+    placeholder: '<kind>',
+    description: "What backs /job: memory (default) or disk (the server's disk, reserved at start)",
+  },
 } as const;
+
+/** --storage-kind's words, as the proto's values. */
+const STORAGE_KIND_VALUES: Record<JobStorageKind, StorageKind> = {
+  memory: StorageKind.STORAGE_KIND_MEMORY,
+  disk: StorageKind.STORAGE_KIND_DISK,
+};
+
+export function parseStorageKind(flag: string, text: string): JobStorageKind {
+  const kind = STORAGE_KINDS.find((name) => name === text.trim());
+  if (kind === undefined) throw bad(flag, text, `must be one of ${STORAGE_KINDS.join(', ')}`);
+  return kind;
+}
 
 /** The flag that sets a request field, by the executor's (memoryBytes) or proto's (memory_bytes) name. */
 export function flagForField(path: string): string | undefined {
@@ -233,6 +260,7 @@ export function flagForField(path: string): string | undefined {
   if (limit) return limit.flag;
   if (field === 'timeoutMs' || field === 'timeout') return '--timeout';
   if (field === 'workingDir') return '--workdir';
+  if (field === 'storageKind') return '--storage-kind';
   if (field.startsWith('env')) return '--env';
   if (field.startsWith('argv')) return 'the command';
   return undefined;
@@ -280,6 +308,12 @@ export function startRequestFromFlags(
   if (Object.keys(limits).length > 0) {
     request.limits = limits;
     spec.limits = limits as NonNullable<JobSpec['limits']>;
+  }
+  const storageKind = lastString(options, 'storageKind');
+  if (storageKind !== undefined) {
+    spec.storageKind = parseStorageKind('--storage-kind', storageKind);
+    request.storageKind = STORAGE_KIND_VALUES[spec.storageKind];
+    typed.set('--storage-kind', storageKind);
   }
   const timeout = lastString(options, 'timeout');
   if (timeout !== undefined) {

@@ -45,16 +45,28 @@ export function v2Files(limits: JobLimits, devices: readonly BlockDevice[]): Fil
   return devices.map((device) => ['io.max', `${deviceName(device)} ${keys.join(' ')}`, limit]);
 }
 
+/**
+ * Loop devices' IO is counted on the disk under them too (a job's disk-backed /job does direct IO
+ * through one, in the job's cgroup): counting both would count every byte twice.
+ */
+const LOOP_MAJOR = '7';
+
+function isLoopDevice(device: string): boolean {
+  return device.split(':')[0] === LOOP_MAJOR;
+}
+
 export interface IoBytes {
   readBytes: number;
   writeBytes: number;
 }
 
-/** v2 io.stat: `MAJ:MIN rbytes=N wbytes=N rios=N …` per device, summed. */
+/** v2 io.stat: `MAJ:MIN rbytes=N wbytes=N rios=N …` per device, summed (loop devices aside). */
 export function v2UsageBytes(ioStat: string): IoBytes {
   const sum = { readBytes: 0, writeBytes: 0 };
   for (const line of ioStat.split('\n')) {
-    for (const pair of line.trim().split(/\s+/).slice(1)) {
+    const [device = '', ...pairs] = line.trim().split(/\s+/);
+    if (isLoopDevice(device)) continue;
+    for (const pair of pairs) {
       const [key, value] = pair.split('=');
       const n = Number(value);
       if (!Number.isFinite(n)) continue;
@@ -65,13 +77,17 @@ export function v2UsageBytes(ioStat: string): IoBytes {
   return sum;
 }
 
-/** v1 blkio.throttle.io_service_bytes_recursive: `MAJ:MIN Read N` / `MAJ:MIN Write N`, summed. */
+/**
+ * v1 blkio.throttle.io_service_bytes_recursive: `MAJ:MIN Read N` / `MAJ:MIN Write N`, summed
+ * (loop devices aside).
+ */
 export function v1UsageBytes(serviceBytes: string): IoBytes {
   const sum = { readBytes: 0, writeBytes: 0 };
   for (const line of serviceBytes.split('\n')) {
     const [device, op, value] = line.trim().split(/\s+/);
     const n = Number(value);
-    if (device === undefined || !device.includes(':') || !Number.isFinite(n)) continue;
+    if (device === undefined || !device.includes(':') || isLoopDevice(device)) continue;
+    if (!Number.isFinite(n)) continue;
     if (op === 'Read') sum.readBytes += n;
     if (op === 'Write') sum.writeBytes += n;
   }

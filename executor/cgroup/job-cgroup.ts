@@ -34,7 +34,11 @@ export const KILL_TIMEOUT_MS = 5_000;
 /** rmdir says EBUSY for a moment after the last process exits, until the kernel lets go. */
 export const REMOVE_TIMEOUT_MS = 2_000;
 
-/** The limits that need a controller; asking for one the host lacks is the caller's error. */
+/**
+ * The controller each limit needs; asking for one the host lacks is the caller's error. null: no
+ * cgroup file of its own (the size of /job is its filesystem's; in memory, its pages count under
+ * memoryBytes).
+ */
 const LIMIT_CONTROLLER = {
   cpus: 'cpu',
   memoryBytes: 'memory',
@@ -45,7 +49,8 @@ const LIMIT_CONTROLLER = {
   ioReadIops: 'io',
   ioWriteIops: 'io',
   cpusetCpus: 'cpuset',
-} as const satisfies Record<keyof Required<JobLimits>, string>;
+  storageBytes: null,
+} as const satisfies Record<keyof Required<JobLimits>, string | null>;
 
 /**
  * Creates the job's directory in every hierarchy and writes every limit into it. Values are
@@ -61,7 +66,7 @@ export async function createJobCgroup(
 ): Promise<LayoutJobCgroup> {
   checkJobId(jobId);
   for (const [field, controller] of Object.entries(LIMIT_CONTROLLER)) {
-    if (limits[field as keyof JobLimits] === undefined) continue;
+    if (controller === null || limits[field as keyof JobLimits] === undefined) continue;
     if (homeOf(layout, controller) === undefined) {
       throw new JobError(
         'invalid-argument',

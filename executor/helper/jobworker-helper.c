@@ -34,8 +34,9 @@
  * Protocol. Start, on fd 3 (a socket from the executor that launches the job):
  *   keeper → executor  "keeper <pid> <start time>"       (start time: /proc/<pid>/stat field 22)
  *   executor → keeper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs (keys:
- *                      uid gid hostname workdir cwd tmp-size output-max timeout-ms
- *                      timeout-grace-ms nofile cgroup2 cgroup* mask* arg* env*)
+ *                      uid gid hostname storage storage-bytes storage-inodes storage-image
+ *                      cwd tmp-size output-max timeout-ms timeout-grace-ms nofile cgroup2 cgroup*
+ *                      mask* arg* env*; the storage keys under "The job's own filesystem")
  *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
  * Then fd 3, and every connection to keeper.sock, is a control channel of text lines:
  *   keeper → executor  on a keeper.sock connection first: "keeper <pid> <start time>",
@@ -57,6 +58,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/loop.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
@@ -111,12 +113,18 @@
 #define EXIT_START_FAILED 1
 #define EXIT_HELPER_FAILED 2
 
+/* What backs the job's own filesystem at JOB_DIR. */
+enum storage_kind { STORAGE_UNSET, STORAGE_MEMORY, STORAGE_DISK };
+
 struct spec {
     uid_t uid;
     gid_t gid;
     const char *hostname;
-    const char *workdir; /* host path of the job's writable directory */
-    const char *cwd;     /* path inside the job's view */
+    enum storage_kind storage;
+    unsigned long long storage_bytes;  /* the size cap of JOB_DIR */
+    unsigned long long storage_inodes; /* its inode cap */
+    const char *storage_image;         /* disk: host path of the ext4 image the executor made */
+    const char *cwd;                   /* path inside the job's view */
     unsigned long long tmp_size;
     unsigned long long output_max;   /* bytes of output stored; the rest is dropped */
     unsigned long long timeout_ms;   /* 0: none */
@@ -293,8 +301,19 @@ static void read_spec(struct spec *s)
             s->gid = (gid_t)parse_id(key, value);
         else if (strcmp(key, "hostname") == 0)
             s->hostname = value;
-        else if (strcmp(key, "workdir") == 0)
-            s->workdir = value;
+        else if (strcmp(key, "storage") == 0) {
+            if (strcmp(value, "memory") == 0)
+                s->storage = STORAGE_MEMORY;
+            else if (strcmp(value, "disk") == 0)
+                s->storage = STORAGE_DISK;
+            else
+                fail(EINVAL, "spec storage %s", value);
+        } else if (strcmp(key, "storage-bytes") == 0)
+            s->storage_bytes = parse_count(key, value);
+        else if (strcmp(key, "storage-inodes") == 0)
+            s->storage_inodes = parse_count(key, value);
+        else if (strcmp(key, "storage-image") == 0)
+            s->storage_image = value;
         else if (strcmp(key, "cwd") == 0)
             s->cwd = value;
         else if (strcmp(key, "tmp-size") == 0)
@@ -329,8 +348,11 @@ static void read_spec(struct spec *s)
         fail(EINVAL, "spec argv empty");
     if (!s->hostname || strlen(s->hostname) == 0 || strlen(s->hostname) > 64)
         fail(EINVAL, "spec hostname");
-    if (!s->workdir || !is_absolute_clean_path(s->workdir))
-        fail(EINVAL, "spec workdir");
+    if (s->storage == STORAGE_UNSET || s->storage_bytes == 0 || s->storage_inodes == 0)
+        fail(EINVAL, "spec storage");
+    if ((s->storage == STORAGE_DISK) != (s->storage_image != NULL) ||
+        (s->storage_image && !is_absolute_clean_path(s->storage_image)))
+        fail(EINVAL, "spec storage-image");
     if (!s->cwd || !is_absolute_clean_path(s->cwd))
         fail(EINVAL, "spec cwd");
     if (s->tmp_size == 0)
@@ -1251,12 +1273,116 @@ static void mask(const char *path)
         fail(errno, "mask %s", path);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The job's own filesystem                                                                  */
+
+/* JOB_DIR is a filesystem of the job's own, with a size cap and an inode cap, that goes away as
+ * one unit with the job's mount namespace: nothing of what the job wrote is ever left for the
+ * executor to walk and remove. Spec keys:
+ *   storage         memory: a tmpfs, its pages charged to the job's memory cgroup (the executor
+ *                   keeps its size at most the job's memory limit, so a full /job is ENOSPC,
+ *                   not an OOM kill)
+ *                   disk: an ext4 image on the state directory's disk, through a loop device
+ *   storage-bytes   the size cap
+ *   storage-inodes  the inode cap (tmpfs nr_inodes; the executor made the image with as many)
+ *   storage-image   disk only: the image's host path, a new file in the job's root-only directory
+ */
+
+/* How often a free loop device may be taken by someone else between finding and claiming it. */
+#define LOOP_ATTEMPTS 16
+/* ext4's block size in the image (storage-image.ts); also the loop device's, so that direct IO
+ * works on disks with 4096-byte sectors too. */
+#define STORAGE_BLOCK_BYTES 4096
+
+/* Reserves the image's blocks (fallocate: so a job filling its filesystem meets ENOSPC from ext4,
+ * never a write error of the disk under it) and attaches it to a free loop device with autoclear
+ * (the device detaches itself when its last user, the job's mount, is gone) and direct IO. Direct
+ * IO is required, not hoped for: through it the job's reads and writes reach the disk under the
+ * image in the job's own cgroup, so the IO throttles the executor set on that disk hold (through
+ * the page cache, the loop device's writes would be written back by no one's cgroup), and nothing
+ * is cached twice. Then the image is unlinked: it lives on only through the loop device, and its
+ * space returns to the disk with the job's mount namespace. Runs before anything is mounted over
+ * the host's paths, so the image's path resolves as the executor wrote it (a state directory
+ * under NEW_ROOT included). Returns the loop device, open; its path is in `device`. */
+static int attach_storage_image(const struct spec *s, char *device, size_t size)
+{
+    int image = open(s->storage_image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (image < 0)
+        fail(errno, "storage: open image");
+    if (fallocate(image, 0, 0, (off_t)s->storage_bytes) < 0)
+        fail(errno, "storage: reserve %llu bytes on disk", s->storage_bytes);
+    int control = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (control < 0)
+        fail(errno, "storage: open /dev/loop-control");
+    for (int attempt = 1;; attempt++) {
+        int free_device = ioctl(control, LOOP_CTL_GET_FREE);
+        if (free_device < 0)
+            fail(errno, "storage: find a free loop device");
+        snprintf(device, size, "/dev/loop%d", free_device);
+        int loop = open(device, O_RDWR | O_CLOEXEC);
+        if (loop < 0)
+            fail(errno, "storage: open %s", device);
+        struct loop_config config = {
+            .fd = (__u32)image,
+            .block_size = STORAGE_BLOCK_BYTES,
+            .info = {.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO},
+        };
+        snprintf((char *)config.info.lo_file_name, LO_NAME_SIZE, "jobworker %s", s->hostname);
+        if (ioctl(loop, LOOP_CONFIGURE, &config) == 0) {
+            /* Older kernels quietly drop direct IO the backing file cannot do; the device then
+             * detaches at our exit (autoclear). */
+            struct loop_info64 status;
+            if (ioctl(loop, LOOP_GET_STATUS64, &status) < 0)
+                fail(errno, "storage: read the state of %s", device);
+            if (!(status.lo_flags & LO_FLAGS_DIRECT_IO))
+                fail(EINVAL, "storage: direct IO on the state directory's filesystem");
+            close(control);
+            close(image);
+            if (unlink(s->storage_image) < 0)
+                fail(errno, "storage: unlink image");
+            return loop;
+        }
+        int err = errno;
+        close(loop);
+        if (err != EBUSY || attempt == LOOP_ATTEMPTS)
+            fail(err, "storage: attach %s with direct IO", device);
+    }
+}
+
+/* Mounts the job's filesystem at NEW_ROOT JOB_DIR, owned by the job's uid, mode 0700, nosuid
+ * and nodev. `device` is the attached loop device for disk storage. */
+static void mount_job_storage(const struct spec *s, const char *device)
+{
+    char options[160];
+    const char *target = NEW_ROOT JOB_DIR;
+    xmkdir(target, 0755);
+    if (s->storage == STORAGE_MEMORY) {
+        snprintf(options, sizeof options, "mode=0700,uid=%u,gid=%u,size=%llu,nr_inodes=%llu",
+                 (unsigned)s->uid, (unsigned)s->gid, s->storage_bytes, s->storage_inodes);
+        mount_tmpfs(target, MS_NOSUID | MS_NODEV, options);
+        return;
+    }
+    /* noinit_itable: the kernel would otherwise zero the unused inode tables in the background,
+     * disk writes charged to no job; the image's unwritten blocks read as zeros anyway. */
+    if (mount(device, target, "ext4", MS_NOSUID | MS_NODEV, "noinit_itable") < 0)
+        fail(errno, "storage: mount %s", device);
+    /* mke2fs's lost+found serves only fsck, which never runs on a filesystem discarded whole. */
+    if (rmdir(NEW_ROOT JOB_DIR "/lost+found") < 0 && errno != ENOENT)
+        fail(errno, "storage: remove lost+found");
+    if (chown(target, s->uid, s->gid) < 0 || chmod(target, 0700) < 0)
+        fail(errno, "storage: give %s to the job", JOB_DIR);
+}
+
 static void build_filesystem(const struct spec *s)
 {
     char options[96];
     /* Nothing we mount from here on may propagate back to the host. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         fail(errno, "make mounts private");
+    char loop_device[32] = "";
+    int loop = s->storage == STORAGE_DISK
+                   ? attach_storage_image(s, loop_device, sizeof loop_device)
+                   : -1;
     mount_tmpfs(NEW_ROOT, MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096");
     bind_host_root();
     build_dev();
@@ -1273,10 +1399,9 @@ static void build_filesystem(const struct spec *s)
     mount_tmpfs(NEW_ROOT "/tmp", MS_NOSUID | MS_NODEV, options);
     xmkdir(NEW_ROOT "/run", 0755);
     mount_tmpfs(NEW_ROOT "/run", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k");
-    xmkdir(NEW_ROOT JOB_DIR, 0755);
-    if (mount(s->workdir, NEW_ROOT JOB_DIR, NULL, MS_BIND, NULL) < 0 ||
-        mount(NULL, NEW_ROOT JOB_DIR, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0)
-        fail(errno, "bind job directory %s", s->workdir);
+    mount_job_storage(s, loop_device);
+    if (loop >= 0)
+        close(loop); /* the mount holds the device now; autoclear detaches it after the mount */
 
     /* pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves the
      * host's root unreachable from the job (runc does the same). */

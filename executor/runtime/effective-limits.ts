@@ -2,13 +2,19 @@
 // its maxima as a hard ceiling. Where there is no default but a maximum, the maximum applies, so
 // "no limit asked" never means "more than the operator allows".
 import { NUMERIC_LIMIT_FIELDS } from '../../shared/job.ts';
-import type { JobLimits, JobSpec } from '../../shared/job.ts';
+import type { JobLimits, JobSpec, StorageKind } from '../../shared/job.ts';
+import { storageAboveMemory } from '../../shared/job-spec-schema.ts';
 import { invalid } from '../../shared/schema.ts';
+import { EXECUTOR_DEFAULTS } from '../config.ts';
 import type { ExecutorConfig } from '../config.ts';
+
+/** Every job's /job has a cap: where the configuration names none, the built-in default. */
+const FALLBACK_STORAGE_BYTES = EXECUTOR_DEFAULTS.limits.defaults.storageBytes ?? 256 * 1024 ** 2;
 
 export function effectiveLimits(
   requested: JobLimits,
   config: Pick<ExecutorConfig, 'limits'>,
+  storageKind: StorageKind = 'memory',
 ): JobLimits {
   const { defaults, max } = config.limits;
   const limits: JobLimits = {};
@@ -37,7 +43,23 @@ export function effectiveLimits(
     }
     delete limits.memoryHighBytes;
   }
+  limits.storageBytes = storageCap(limits, requested, storageKind);
   return limits;
+}
+
+/**
+ * In memory, /job's pages count against the memory limit: a cap above it would end a job that
+ * fills /job in an OOM kill instead of ENOSPC, so it is refused; a cap not asked for is at most
+ * half the memory limit, leaving the job's own processes the other half.
+ */
+function storageCap(limits: JobLimits, requested: JobLimits, storageKind: StorageKind): number {
+  const cap = limits.storageBytes ?? FALLBACK_STORAGE_BYTES;
+  const memory = limits.memoryBytes;
+  if (storageKind !== 'memory' || memory === undefined) return cap;
+  if (requested.storageBytes === undefined) return Math.min(cap, Math.floor(memory / 2));
+  if (requested.storageBytes > memory)
+    throw invalid('spec.limits.storageBytes', storageAboveMemory(memory));
+  return cap;
 }
 
 export function effectiveTimeout(

@@ -1,7 +1,7 @@
 // The job runtime ("worker library"): start, stop, get, list and read output of jobs. Used by the
 // executor's socket handlers, and usable in-process (the root tests drive it directly too).
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, realpath, statfs } from 'node:fs/promises';
+import { realpath, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ListArgs, ListResult, OutputChunk } from '../../shared/executor-protocol.ts';
@@ -10,7 +10,8 @@ import { JOB_DEFAULT_PATH, JOB_DIR } from '../../shared/in-job-paths.ts';
 import { JOB_ID } from '../../shared/job-id.ts';
 import { encodedSize, MAX_FRAME_BYTES } from '../../shared/framing.ts';
 import { JobError } from '../../shared/errors.ts';
-import type { JobLimits, JobRecord, JobSpec, JobState } from '../../shared/job.ts';
+import { storageInodes } from '../../shared/job.ts';
+import type { JobLimits, JobRecord, JobSpec, JobState, StorageKind } from '../../shared/job.ts';
 import { resolveBlockDevices } from '../cgroup/block-device.ts';
 import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
 import type { ExecutorConfig } from '../config.ts';
@@ -18,10 +19,12 @@ import { clampToHost, readHostCapacity } from './host-capacity.ts';
 import { describeStartError, startStage } from './job-end.ts';
 import { JobStore } from './job-store.ts';
 import { killKeeper, reconnectKeeper } from './keeper-link.ts';
+import type { KeeperStorage } from './keeper-link.ts';
 import { readKeeperStatus } from './keeper-status.ts';
 import { OutputLog } from './output-log.ts';
 import { jobsToDelete } from './retention.ts';
 import { RunningJob } from './running-job.ts';
+import { findImageMaker, loopDevicesUnder, makeStorageImage } from './storage-image.ts';
 import { UidPool } from './uid-pool.ts';
 
 /** How often ended jobs are checked against the retention policy (also after every job). */
@@ -77,6 +80,7 @@ export interface StartRequest {
   spec: JobSpec;
   owner: string;
   limits: JobLimits;
+  storageKind: StorageKind;
   timeoutMs: number | null;
 }
 
@@ -116,7 +120,9 @@ export class JobRuntime {
   private readonly uids: UidPool;
   private readonly jobs = new Map<string, JobEntry>();
   private maskPaths: string[] = [];
-  private ioDevices: Promise<BlockDevice[]> | null = null;
+  private ioDevices = new Map<StorageKind, Promise<BlockDevice[]>>();
+  /** mke2fs, once found (disk storage was asked for); a rejection says why there is none. */
+  private imageMaker: Promise<string> | null = null;
   /** Starts between their cap check and their entry in `jobs`: the running-job cap counts them. */
   private starting = 0;
   private closing = false;
@@ -156,6 +162,7 @@ export class JobRuntime {
     }
     // Only now are the cgroups of jobs that are gone swept: the orphans' cleanup reads theirs.
     await Promise.all(settling);
+    await runtime.sweepStorage(adopted);
     const swept = await parts.cgroups.prepare(adopted);
     if (swept.length > 0)
       parts.logger.warn({ jobs: swept }, 'killed and removed job cgroups of no live job');
@@ -175,6 +182,28 @@ export class JobRuntime {
       RETENTION_INTERVAL_MS,
     ).unref();
     return runtime;
+  }
+
+  /**
+   * Discards what is left of ended jobs' storage (an image never attached, an older executor's
+   * directory) and reports loop devices still backed by images here: each detaches itself once
+   * its last user is gone, so one that is still there is held outside any job.
+   */
+  private async sweepStorage(adopted: ReadonlySet<string>): Promise<void> {
+    for (const id of this.jobs.keys()) {
+      if (adopted.has(id)) continue;
+      await this.store
+        .discardStorage(id)
+        .catch((error: unknown) =>
+          this.logger.error({ job: id, err: error }, 'cannot discard the storage of an ended job'),
+        );
+    }
+    const held = await loopDevicesUnder(this.store.root);
+    if (held.length > 0)
+      this.logger.warn(
+        { devices: held },
+        "loop devices still backed by jobs' storage images (held open outside any job)",
+      );
   }
 
   /** Finds the keeper of a job recorded as running and follows the job again; null if gone. */
@@ -261,7 +290,7 @@ export class JobRuntime {
    * program was exec'd. A program that cannot be exec'd throws start-failed (the job is recorded,
    * FAILED with reason start-failed, details.jobId names it).
    */
-  async start({ spec, owner, limits, timeoutMs }: StartRequest): Promise<JobRecord> {
+  async start({ spec, owner, limits, storageKind, timeoutMs }: StartRequest): Promise<JobRecord> {
     if (this.closing) throw new JobError('failed-precondition', 'the executor is shutting down');
     // The cap is taken before the first await: concurrent starts cannot all pass the check.
     if (this.runningCount + this.starting >= this.config.maxRunningJobs) {
@@ -287,8 +316,10 @@ export class JobRuntime {
       const jobUid = uid;
       // The job's directories and its cgroups do not depend on each other: make them at once.
       const [files, cgroups] = await Promise.allSettled([
-        this.prepareJobFiles(id, jobUid).finally(() => (created = true)),
-        this.ioDevicesFor(limits).then((devices) => this.cgroups.create(id, limits, devices)),
+        this.prepareJobFiles(id, jobUid, storageKind, limits).finally(() => (created = true)),
+        this.ioDevicesFor(limits, storageKind).then((devices) =>
+          this.cgroups.create(id, limits, devices),
+        ),
       ]);
       if (cgroups.status === 'fulfilled') cgroup = cgroups.value;
       if (files.status === 'rejected') throw files.reason;
@@ -301,6 +332,7 @@ export class JobRuntime {
         envNames: Object.keys(spec.env ?? {}),
         workingDir,
         limits,
+        storageKind,
         timeoutMs,
         state: 'RUNNING',
         endReason: null,
@@ -329,7 +361,7 @@ export class JobRuntime {
           uid: jobUid,
           gid: jobUid,
           hostname: `job-${id.slice(0, 12)}`,
-          workdir: files.value.workDir,
+          storage: files.value,
           cwd: workingDir,
           tmpSizeBytes: this.config.tmpSizeBytes,
           outputMaxBytes: this.config.maxOutputBytes,
@@ -387,23 +419,56 @@ export class JobRuntime {
       throw new JobError('resource-exhausted', STATE_FULL);
   }
 
-  /** The job's state directory and its writable directory (owned by its uid). */
-  private async prepareJobFiles(id: string, uid: number): Promise<{ workDir: string }> {
+  /**
+   * The job's state directory, and what its /job needs from the executor: its caps and, on disk,
+   * a new image in that directory. In memory, the job's init mounts a tmpfs: nothing to make.
+   */
+  private async prepareJobFiles(
+    id: string,
+    uid: number,
+    kind: StorageKind,
+    limits: JobLimits,
+  ): Promise<KeeperStorage> {
+    const bytes = limits.storageBytes;
+    // effectiveLimits always sets it; a job without a cap on /job must never start.
+    if (bytes === undefined) throw new Error('storage: no size cap');
+    const inodes = storageInodes(bytes);
+    if (kind === 'memory') {
+      await this.store.createJobDir(id);
+      return { kind, bytes, inodes, image: null };
+    }
+    // Looked up once; a failure is tried again at the next request (e2fsprogs installed since).
+    this.imageMaker ??= findImageMaker().catch((error: unknown) => {
+      this.imageMaker = null;
+      throw error;
+    });
+    const mke2fs = await this.imageMaker;
+    const fs = await statfs(this.config.stateDir);
+    if (fs.bavail * fs.bsize < bytes + MIN_FREE_STATE_BYTES) {
+      throw new JobError(
+        'resource-exhausted',
+        `the executor's state filesystem has no room for ${bytes} bytes of disk storage now`,
+      );
+    }
     await this.store.createJobDir(id);
-    const workDir = this.store.workDir(id);
-    await mkdir(workDir, { mode: 0o700 });
-    await chown(workDir, uid, uid);
-    return { workDir };
+    const image = this.store.storageImage(id);
+    await makeStorageImage(mke2fs, image, { bytes, inodes, uid });
+    return { kind, bytes, inodes, image };
   }
 
   /**
-   * The disks io limits apply to: those under the job's writable directory (inside the state
-   * directory, so resolved from it) and under /. Looked up once: they do not change.
+   * The disks io limits apply to: those under the job's filesystems. / (the host's root, read
+   * only), and for disk storage the state directory's disk, which holds the image: the loop
+   * device does direct IO on it in the job's cgroup. Looked up once: they do not change.
    */
-  private async ioDevicesFor(limits: JobLimits): Promise<BlockDevice[]> {
+  private async ioDevicesFor(limits: JobLimits, kind: StorageKind): Promise<BlockDevice[]> {
     if (!hasIoLimits(limits)) return [];
-    this.ioDevices ??= resolveBlockDevices([this.config.stateDir, '/']);
-    const devices = await this.ioDevices;
+    let resolved = this.ioDevices.get(kind);
+    if (resolved === undefined) {
+      resolved = resolveBlockDevices(kind === 'disk' ? [this.config.stateDir, '/'] : ['/']);
+      this.ioDevices.set(kind, resolved);
+    }
+    const devices = await resolved;
     if (devices.length === 0) {
       throw new JobError(
         'failed-precondition',

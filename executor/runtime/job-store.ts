@@ -2,15 +2,26 @@
 //   <id>/record.json     the JobRecord, replaced atomically (write + rename) on every change
 //   <id>/keeper.id       "<pid> <start time>" of the job's keeper, to find it again after a restart
 //   <id>/keeper.*, output.*   written by the keeper (executor/helper/jobworker-helper.c)
-//   <id>/work            the job's writable directory while it runs (removed when it ends)
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+//   <id>/storage.img     a disk-backed /job's ext4 image, until the job's init attaches it to a
+//                        loop device and unlinks it (executor/runtime/storage-image.ts)
+// Every file here is the executor's or the keeper's, a flat handful: nothing the job shaped.
+// (Executors before per-job filesystems kept the job's /job here too, as <id>/work: a tree the
+// job built, which is removed by a child process, never walked in the event loop.)
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { JOB_ID } from '../../shared/job-id.ts';
 import type { JobRecord } from '../../shared/job.ts';
 import type { KeeperIdentity } from './keeper-link.ts';
 
 const KEEPER_ID_FILE = 'keeper.id';
+const STORAGE_IMAGE_FILE = 'storage.img';
+/** An older executor's host directory for /job (see the top of this file). */
+const LEGACY_WORK_DIR = 'work';
+
+const run = promisify(execFile);
 /** A record that could not be saved (a full disk) is tried again this often until it is. */
 const SAVE_RETRY_MS = 5_000;
 
@@ -35,8 +46,8 @@ export class JobStore {
     return join(this.root, id);
   }
 
-  workDir(id: string): string {
-    return join(this.jobDir(id), 'work');
+  storageImage(id: string): string {
+    return join(this.jobDir(id), STORAGE_IMAGE_FILE);
   }
 
   async createJobDir(id: string): Promise<string> {
@@ -127,13 +138,35 @@ export class JobStore {
     return records;
   }
 
-  async removeWorkDir(id: string): Promise<void> {
-    // rm does not follow symlinks the job may have left in its directory.
-    await rm(this.workDir(id), { recursive: true, force: true, maxRetries: 3 });
+  /**
+   * What may be left of an ended job's /job: its image, when the job failed before its init
+   * took it (one unlink), or an older executor's directory.
+   */
+  async discardStorage(id: string): Promise<void> {
+    await rm(this.storageImage(id), { force: true });
+    await removeLegacyTree(join(this.jobDir(id), LEGACY_WORK_DIR));
   }
 
   async remove(id: string): Promise<void> {
     this.unsaved.delete(id);
+    await removeLegacyTree(join(this.jobDir(id), LEGACY_WORK_DIR));
+    // What is left is flat: the record, the keeper's files and the output.
     await rm(this.jobDir(id), { recursive: true, force: true, maxRetries: 3 });
   }
+}
+
+/**
+ * Removes a tree a job built, if there is one, in a child process: GNU rm walks any depth
+ * (deeper than PATH_MAX too) at its own cost, never the event loop's; it stays on this
+ * filesystem and follows no symlink.
+ */
+async function removeLegacyTree(path: string): Promise<void> {
+  if (
+    !(await stat(path).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return;
+  await run('/bin/rm', ['-rf', '--one-file-system', '--', path], { env: {} });
 }

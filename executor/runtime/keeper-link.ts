@@ -9,6 +9,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { Logger } from 'pino';
+import type { StorageKind } from '../../shared/job.ts';
 
 export const KEEPER_SOCKET = 'keeper.sock';
 
@@ -17,8 +18,8 @@ export interface KeeperSpec {
   uid: number;
   gid: number;
   hostname: string;
-  /** Host path of the job's writable directory, bound at /job inside the job. */
-  workdir: string;
+  /** The job's own filesystem at /job: what backs it and its caps. */
+  storage: KeeperStorage;
   /** Working directory inside the job's view. */
   cwd: string;
   tmpSizeBytes: number;
@@ -37,6 +38,14 @@ export interface KeeperSpec {
   maskPaths: readonly string[];
   argv: readonly string[];
   env: readonly string[];
+}
+
+export interface KeeperStorage {
+  kind: StorageKind;
+  bytes: number;
+  inodes: number;
+  /** disk: host path of the ext4 image the executor made (the init attaches and unlinks it). */
+  image: string | null;
 }
 
 /** A keeper process, named so that a pid reused by another process cannot pass for it. */
@@ -99,7 +108,12 @@ function encodeSpec(spec: KeeperSpec): Buffer {
     ['uid', String(spec.uid)],
     ['gid', String(spec.gid)],
     ['hostname', spec.hostname],
-    ['workdir', spec.workdir],
+    ['storage', spec.storage.kind],
+    ['storage-bytes', String(spec.storage.bytes)],
+    ['storage-inodes', String(spec.storage.inodes)],
+    ...(spec.storage.image === null
+      ? []
+      : [['storage-image', spec.storage.image] as [string, string]]),
     ['cwd', spec.cwd],
     ['tmp-size', String(spec.tmpSizeBytes)],
     ['output-max', String(spec.outputMaxBytes)],

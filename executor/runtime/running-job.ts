@@ -33,7 +33,8 @@ export class RunningJob {
   readonly cgroup: JobCgroup;
   /**
    * Resolves with the final record once the job has ended: its output is complete for readers
-   * and its record final. Its cgroups, directory and the record's save follow (`settled`).
+   * and its record final. Its cgroups, what is left of its storage and the record's save follow
+   * (`settled`).
    */
   readonly ended: Promise<JobRecord>;
   /** Resolves once nothing of the ended job is left but its record and output. */
@@ -235,9 +236,10 @@ export class RunningJob {
     // no sync: a crash before it leaves the keeper's status file to say the same at the next start.
     void (async () => {
       await attempt('remove cgroup', () => this.cgroup.remove(), undefined);
+      // /job went with the job's mount namespace; at most its unused image is left.
       await attempt(
-        'remove work directory',
-        () => this.parts.store.removeWorkDir(this.record.id),
+        'discard storage',
+        () => this.parts.store.discardStorage(this.record.id),
         undefined,
       );
       // A full state disk must not lose the end: the store keeps trying until it is saved.

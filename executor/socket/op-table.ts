@@ -92,9 +92,10 @@ const readOutputArgs = object({
 export const OP_TABLE: Readonly<Record<ExecutorOp, UnaryOp | StreamOp>> = {
   start: unary(startArgs, function answerStartJob({ spec, owner }, { runtime }) {
     // The runtime's config: its maxima are already clamped to this host.
-    const limits = effectiveLimits(spec.limits ?? {}, runtime.config);
+    const storageKind = spec.storageKind ?? 'memory';
+    const limits = effectiveLimits(spec.limits ?? {}, runtime.config, storageKind);
     const timeoutMs = effectiveTimeout(spec, runtime.config);
-    return runtime.start({ spec, owner, limits, timeoutMs });
+    return runtime.start({ spec, owner, limits, storageKind, timeoutMs });
   }),
   stop: unary(stopArgs, function answerStopJob(args, { runtime }) {
     const graceMs = args.graceMs ?? runtime.config.stopGraceMs;

@@ -2,13 +2,14 @@
 # Builds what the cgroup v2 test VM boots, into .vm/ (gitignored), and rebuilds only when an input
 # changed: a copy of a Debian kernel (linux-image-amd64, not -cloud: that one lacks 9p) and a
 # busybox initramfs holding scripts/vm/init.sh as /init plus the modules it loads (virtio, 9p,
-# ext4). Prints the kernel version it used. Needs root (the kernel image is readable by root only).
+# ext4, loop: jobs' disk storage). Prints the kernel version it used. Needs root (the kernel
+# image is readable by root only).
 #
 #   bash scripts/vm/build-image.sh            # JOBWORKER_VM_KERNEL=6.1.0-… picks a kernel
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=.vm
-modules_wanted=(virtio_pci virtio_blk 9pnet_virtio 9p ext4)
+modules_wanted=(virtio_pci virtio_blk 9pnet_virtio 9p ext4 loop)
 
 fail() {
   echo "build-image.sh: $*" >&2

@@ -1,8 +1,8 @@
 #!/bin/sh
 # /init of the cgroup v2 test VM (busybox sh, in the initramfs built by build-image.sh). Loads the
-# virtio, 9p and ext4 modules; builds the test root from the host's root over 9p (read-only) with
-# fresh /proc, /sys, /dev, cgroup2 at /sys/fs/cgroup, tmpfs where a system writes, the virtio disk
-# at /var/tmp and the checkout (read-only) at its host path; chroots to run the command the
+# virtio, 9p, ext4 and loop modules; builds the test root from the host's root over 9p (read-only)
+# with fresh /proc, /sys, /dev, cgroup2 at /sys/fs/cgroup, tmpfs where a system writes, the virtio
+# disk at /var/tmp and the checkout (read-only) at its host path; chroots to run the command the
 # harness left in the run share; records its exit status there and powers off. Any failure
 # powers off too: the harness reads the missing status as a failed run.
 #

@@ -262,3 +262,13 @@ export async function codeOf(promise: Promise<unknown>): Promise<status> {
     return (error as ServiceError).code;
   }
 }
+
+/** How a call ended, as "CODE: details" ("accepted" when it succeeded). */
+export async function outcomeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'accepted';
+  } catch (error) {
+    return `${status[(error as ServiceError).code]}: ${(error as ServiceError).details}`;
+  }
+}

@@ -91,4 +91,37 @@ full(
   },
 );
 
+full(
+  'disk storage larger than the state filesystem has room for is refused, naming the limit',
+  async () => {
+    const x = await startExecutorProcess({}, { stateTmpfsBytes: 16 * MiB });
+    try {
+      const client = new ExecutorClient(x.socketPath);
+      const refused = await client
+        .startJob(
+          { argv: ['true'], storageKind: 'disk', limits: { storageBytes: 64 * MiB } },
+          'tester',
+        )
+        .catch((e: unknown) => e);
+      assert.is((refused as JobError).code, 'resource-exhausted');
+      assert.is(
+        (refused as JobError).message,
+        `the executor's state filesystem has no room for ${64 * MiB} bytes of disk storage now`,
+      );
+      const inMemory = await client.startJob(
+        { argv: ['true'], limits: { storageBytes: 64 * MiB } },
+        'tester',
+      );
+      assert.is(
+        (await untilEnded(client, inMemory.id)).state,
+        'COMPLETED',
+        'memory storage is not on that disk',
+      );
+      client.close();
+    } finally {
+      await x.remove();
+    }
+  },
+);
+
 full.run();

@@ -2,7 +2,8 @@
 // own state directory and cgroup name, removed again after the suite.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { detectCgroupDriver } from '../../executor/cgroup/detect.ts';
 import { parseExecutorConfig } from '../../executor/config.ts';
 import type { ExecutorConfig } from '../../executor/config.ts';
@@ -90,6 +91,54 @@ export async function shell(
   spec: Partial<JobSpec> = {},
 ): Promise<Finished> {
   return runToEnd(runtime, { argv: ['sh', '-c', script], ...spec });
+}
+
+/** A python3 program that fills /job until a write is refused; prints the errno's name and bytes. */
+export const FILL_JOB_DIR = [
+  'import errno, os',
+  "fd = os.open('/job/fill', os.O_WRONLY | os.O_CREAT)",
+  'written = 0',
+  'try:',
+  '    while True:',
+  "        written += os.write(fd, b'x' * 65536)",
+  'except OSError as e:',
+  '    print(errno.errorcode[e.errno], written, flush=True)',
+].join('\n');
+
+/** What the executor and the keeper keep in a job's directory; never anything a job made. */
+const JOB_DIR_FILES = new Set([
+  'record.json',
+  'keeper.id',
+  'keeper.status',
+  'output.bin',
+  'output.idx',
+]);
+
+/** Entries of a job's directory in the state directory that are not the executor's or keeper's. */
+export async function strangersInJobDir(stateDir: string, id: string): Promise<string[]> {
+  return (await readdir(join(stateDir, 'jobs', id))).filter((name) => !JOB_DIR_FILES.has(name));
+}
+
+/**
+ * Attached loop devices whose backing file's path starts with `prefix`, once they have had a
+ * moment to detach (autoclear acts just after the last user is gone).
+ */
+export async function loopDevicesBackedBy(prefix: string): Promise<string[]> {
+  const list = async () => {
+    const found: string[] = [];
+    for (const name of (await readdir('/sys/block')).filter((entry) => entry.startsWith('loop'))) {
+      const backing = await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(
+        () => null,
+      );
+      if (backing?.startsWith(prefix)) found.push(`${name}: ${backing.trim()}`);
+    }
+    return found;
+  };
+  for (let waited = 0; waited < 10_000; waited += 50) {
+    if ((await list()).length === 0) return [];
+    await sleep(50);
+  }
+  return list();
 }
 
 export function processExists(pid: number): boolean {

@@ -133,6 +133,10 @@ limits("every limit flag, in Docker's units, is what the server applied", async 
     '1000',
     '--device-write-iops',
     '500',
+    '--storage',
+    '1g',
+    '--storage-kind',
+    'disk',
     '--timeout',
     '1m30s',
     '--',
@@ -150,14 +154,65 @@ limits("every limit flag, in Docker's units, is what the server applied", async 
     ioReadIops: 1000,
     ioWriteIops: 500,
     cpusetCpus: '0-1',
+    storageBytes: 1024 * MiB,
   });
+  assert.is(job.storageKind, 'disk');
   assert.is(job.timeoutSeconds, 90);
   const page = (await kit.run(['status', String(job.id)])).stdout.toString();
   assert.match(
     page,
     /Limits: +cpus 0\.5, memory 256MiB, memory-high 200MiB, pids 100, read 10MiB\/s, write 1GiB\/s, read 1000 IOPS, write 500 IOPS, cpuset 0-1\n/,
   );
+  assert.match(page, /Storage: +1GiB on disk\n/);
   assert.match(page, /Timeout: +1m30s\n/);
 });
+
+limits(
+  '--storage: writing past it fails with ENOSPC in the job; above --memory it is refused, naming the flag',
+  async ({ kit }) => {
+    const started = await kit.run([
+      'start',
+      '--storage',
+      '8m',
+      '--',
+      'sh',
+      '-c',
+      'head -c 16m /dev/zero >/job/fill; echo "exit $?"; wc -c </job/fill',
+    ]);
+    assert.is(started.code, 0, started.stderr.toString());
+    const id = started.stdout.toString().trim();
+    const logs = await kit.run(['logs', '-f', id]);
+    assert.equal(logs.stdout.toString(), `exit 1\n${8 * MiB}\n`);
+    assert.match(logs.stderr.toString(), /No space left on device/);
+    const status = await statusJson(kit, id);
+    assert.equal(
+      [status.state, status.storageKind, (status.limits as Record<string, unknown>).storageBytes],
+      ['completed', 'memory', 8 * MiB],
+    );
+    assert.match((await kit.run(['status', id])).stdout.toString(), /Storage: +8MiB in memory\n/);
+
+    const refused = await kit.run(['run', '--memory', '64m', '--storage', '128m', '--', 'true']);
+    assert.is(refused.code, 125);
+    assert.is(
+      refused.stderr.toString(),
+      'jobctl run: --storage "128m": must be at most --memory, 64MiB, for storage in memory: its pages count against the memory limit (disk storage may be larger) (see \'jobctl run --help\')\n',
+    );
+    // Above the server's own maximum (16 GiB): its answer names the field, jobctl the flag.
+    const tooLarge = await kit.run([
+      'run',
+      '--storage',
+      '32g',
+      '--storage-kind',
+      'disk',
+      '--',
+      'true',
+    ]);
+    assert.is(tooLarge.code, 125);
+    assert.is(
+      tooLarge.stderr.toString(),
+      "jobctl: the server refused --storage: 34359738368 is above this executor's maximum of 17179869184\n",
+    );
+  },
+);
 
 limits.run();

@@ -61,6 +61,20 @@ leftovers('no mount of a test is visible on the host', () => {
   assert.equal(mounts, []);
 });
 
+leftovers("no loop device is backed by a test's file (jobs' disk storage)", () => {
+  const backed = readdirSync('/sys/block')
+    .filter((name) => name.startsWith('loop'))
+    .flatMap((name) => {
+      try {
+        return [readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim()];
+      } catch {
+        return []; // not attached
+      }
+    })
+    .filter((file) => file.includes(TEST_PREFIX));
+  assert.equal(backed, []);
+});
+
 leftovers('no state directory, socket or temporary file of a test remains', () => {
   const stateDirs = ['/var/tmp', '/var/lib'].flatMap((dir) =>
     readdirSync(dir).filter((name) => name.startsWith(TEST_PREFIX)),

@@ -9,6 +9,7 @@ import {
   EndReason,
   JobServiceService,
   JobState,
+  StorageKind,
 } from '../../api/generated/jobworker/v1/jobworker.ts';
 import { protoFieldPath } from '../../api/grpc-status.ts';
 import { jobToMessage, listArgsFromRequest, specFromRequest } from '../../api/job-messages.ts';
@@ -172,6 +173,26 @@ rules('a StartJobRequest becomes a checked JobSpec; empty means unset', () => {
   );
 });
 
+rules('storage: the kind maps to the spec and back; an unknown kind is refused by name', () => {
+  const request = (storageKind: number | undefined) => ({
+    argv: ['true'],
+    env: {},
+    workingDir: '',
+    limits: { storageBytes: 1 << 30 },
+    ...(storageKind === undefined ? {} : { storageKind }),
+  });
+  assert.equal(specFromRequest(request(StorageKind.STORAGE_KIND_DISK)), {
+    argv: ['true'],
+    limits: { storageBytes: 1 << 30 },
+    storageKind: 'disk',
+  });
+  assert.is(specFromRequest(request(StorageKind.STORAGE_KIND_MEMORY)).storageKind, 'memory');
+  assert.is(specFromRequest(request(StorageKind.STORAGE_KIND_UNSPECIFIED)).storageKind, undefined);
+  assert.is(specFromRequest(request(undefined)).storageKind, undefined);
+  assert.throws(() => specFromRequest(request(7)), /^storage_kind: is not a storage kind$/);
+  assert.is(protoFieldPath('spec.limits.storageBytes'), 'limits.storage_bytes');
+});
+
 rules('list requests: page size bounded, tokens checked, states mapped', () => {
   assert.equal(
     listArgsFromRequest({
@@ -219,6 +240,11 @@ rules('a record becomes a Job message: unset fields stay unset', () => {
   assert.is(job.signal, 'SIGTERM');
   assert.equal(job.timeout, { seconds: 1, nanos: 500_000_000 });
   assert.equal([job.startedAt?.getTime(), job.endedAt?.getTime()], [1000, 2000]);
+  assert.is(job.storageKind, undefined, 'a record from before storage kinds');
+  assert.is(
+    jobToMessage({ ...record, storageKind: 'disk' }).storageKind,
+    StorageKind.STORAGE_KIND_DISK,
+  );
 });
 
 rules('api config: defaults complete and frozen; errors name the key', () => {

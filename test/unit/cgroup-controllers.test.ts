@@ -160,14 +160,16 @@ test('memory peak and OOM kills', () => {
 });
 
 test('io bytes: v2 io.stat and v1 io_service_bytes_recursive, summed over disks', () => {
+  // A loop device (major 7) is not counted: its IO reaches the disk under it and counts there.
   const ioStat =
     '254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n' +
+    '7:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n' +
     '8:16 rbytes=100 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n';
   assert.is(io.USAGE_BYTES.v2.file, 'io.stat');
   assert.equal(io.USAGE_BYTES.v2.parse(ioStat), { readBytes: 4196, writeBytes: 8192 });
   const blkio =
     '254:0 Read 4096\n254:0 Write 8192\n254:0 Sync 0\n254:0 Async 12288\n254:0 Discard 0\n' +
-    '254:0 Total 12288\n8:16 Read 1\n8:16 Write 2\nTotal 12291\n';
+    '254:0 Total 12288\n8:16 Read 1\n8:16 Write 2\n7:3 Read 5\n7:3 Write 5\nTotal 12301\n';
   assert.is(io.USAGE_BYTES.v1.file, 'blkio.throttle.io_service_bytes_recursive');
   assert.equal(io.USAGE_BYTES.v1.parse(blkio), { readBytes: 4097, writeBytes: 8194 });
   assert.equal(io.USAGE_BYTES.v1.parse('Total 0\n'), { readBytes: 0, writeBytes: 0 });

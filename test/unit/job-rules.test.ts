@@ -8,6 +8,8 @@ import { classifyEnd, describeStartError, startStage } from '../../executor/runt
 import type { EndFacts } from '../../executor/runtime/job-end.ts';
 import { OP_TABLE, TABLE_OPS } from '../../executor/socket/op-table.ts';
 import { describeErrno } from '../../executor/runtime/keeper-link.ts';
+import { storageInodes } from '../../shared/job.ts';
+import { jobSpecSchema } from '../../shared/job-spec-schema.ts';
 
 const rules = suite('executor rules');
 const MiB = 1024 * 1024;
@@ -31,12 +33,19 @@ rules('effective limits: request, else default, else maximum; never above the ma
       max: { cpus: 4, memoryBytes: 1024 * MiB, pids: 100 },
     },
   });
-  assert.equal(effectiveLimits({}, config), { cpus: 1, memoryBytes: 256 * MiB, pids: 100 });
+  // storageBytes: neither configured: the built-in 256 MiB, at most half the memory limit.
+  assert.equal(effectiveLimits({}, config), {
+    cpus: 1,
+    memoryBytes: 256 * MiB,
+    pids: 100,
+    storageBytes: 128 * MiB,
+  });
   assert.equal(effectiveLimits({ cpus: 2, pids: 5, ioWriteBps: 1000 }, config), {
     cpus: 2,
     memoryBytes: 256 * MiB,
     pids: 5,
     ioWriteBps: 1000,
+    storageBytes: 128 * MiB,
   });
   assert.throws(
     () => effectiveLimits({ pids: 101 }, config),
@@ -50,13 +59,64 @@ rules(
     const config = parseExecutorConfig({
       limits: { defaults: { memoryHighBytes: 512 * MiB }, max: {} },
     });
-    assert.equal(effectiveLimits({ memoryBytes: 256 * MiB }, config), { memoryBytes: 256 * MiB });
+    assert.equal(effectiveLimits({ memoryBytes: 256 * MiB }, config), {
+      memoryBytes: 256 * MiB,
+      storageBytes: 128 * MiB,
+    });
     assert.equal(effectiveLimits({ memoryBytes: 1024 * MiB }, config), {
       memoryBytes: 1024 * MiB,
       memoryHighBytes: 512 * MiB,
+      storageBytes: 256 * MiB,
     });
   },
 );
+
+rules(
+  'storage: in memory never above the memory limit (refused by name when asked), on disk as configured',
+  () => {
+    const config = parseExecutorConfig({
+      limits: {
+        defaults: { memoryBytes: 1024 * MiB, storageBytes: 256 * MiB },
+        max: { memoryBytes: 4096 * MiB, storageBytes: 2048 * MiB },
+      },
+    });
+    const storage = (limits: object, kind?: 'memory' | 'disk') =>
+      effectiveLimits(limits, config, kind).storageBytes;
+    assert.is(storage({}), 256 * MiB);
+    assert.is(storage({ storageBytes: 1024 * MiB }), 1024 * MiB, 'up to the memory limit');
+    // Not asked for: at most half the memory limit, in memory only.
+    assert.is(storage({ memoryBytes: 64 * MiB }), 32 * MiB);
+    assert.is(storage({ memoryBytes: 64 * MiB }, 'disk'), 256 * MiB);
+    assert.is(storage({ memoryBytes: 64 * MiB, storageBytes: 1024 * MiB }, 'disk'), 1024 * MiB);
+    assert.throws(
+      () => storage({ memoryBytes: 64 * MiB, storageBytes: 128 * MiB }),
+      /^spec\.limits\.storageBytes: must be at most limits\.memoryBytes, 67108864 bytes, for storage in memory: its pages count against the memory limit/,
+    );
+    assert.throws(
+      () => storage({ storageBytes: 4096 * MiB }, 'disk'),
+      /^spec\.limits\.storageBytes: 4294967296 is above this executor's maximum of 2147483648$/,
+    );
+    // The same rule where both values are in the request: the API and jobctl refuse it early.
+    const spec = (extra: object) => () => jobSpecSchema({ argv: ['a'], ...extra }, 'spec');
+    assert.throws(
+      spec({ limits: { memoryBytes: 64 * MiB, storageBytes: 128 * MiB } }),
+      /^spec\.limits\.storageBytes: must be at most limits\.memoryBytes/,
+    );
+    spec({ storageKind: 'disk', limits: { memoryBytes: 64 * MiB, storageBytes: 128 * MiB } })();
+    assert.throws(spec({ storageKind: 'ssd' }), /^spec\.storageKind: must be one of memory, disk$/);
+    assert.throws(
+      spec({ limits: { storageBytes: 4096 } }),
+      /^spec\.limits\.storageBytes: must be at least 1048576 bytes/,
+    );
+  },
+);
+
+rules('the inode cap of /job: one per 4 KiB of its size cap', () => {
+  assert.equal(
+    [1, 256, 1024].map((mib) => storageInodes(mib * MiB)),
+    [256, 65_536, 262_144],
+  );
+});
 
 rules('timeouts: request, else default, else maximum; above the maximum is refused', () => {
   const config = parseExecutorConfig({ defaultTimeoutMs: 1000, maxTimeoutMs: 5000 });

@@ -12,6 +12,7 @@ import {
   parseSize,
   startRequestFromFlags,
 } from '../../api/jobctl/limit-flags.ts';
+import { StorageKind } from '../../api/generated/jobworker/v1/jobworker.ts';
 
 const units = suite('jobctl limit flags');
 const KiB = 1024;
@@ -141,6 +142,8 @@ units('the flags make the request: limits in bytes, timeout as a Duration, argv 
       deviceWriteBps: '1g',
       deviceReadIops: '1000',
       deviceWriteIops: '500',
+      storage: '2g',
+      storageKind: 'disk',
       timeout: '1m30s',
       env: ['A=1', 'B=x=y', 'EMPTY=', 'FROM_HERE'],
       workdir: '/tmp',
@@ -162,7 +165,9 @@ units('the flags make the request: limits in bytes, timeout as a Duration, argv 
       ioWriteBps: GiB,
       ioReadIops: 1000,
       ioWriteIops: 500,
+      storageBytes: 2 * GiB,
     },
+    storageKind: StorageKind.STORAGE_KIND_DISK,
     timeout: { seconds: 90, nanos: 0 },
   });
   assert.equal(startRequestFromFlags({}, ['true']), { argv: ['true'], env: {}, workingDir: '' });
@@ -178,6 +183,13 @@ units('a request the server would refuse is refused here, naming the flag', () =
     refuse({ memory: '64m', memoryHigh: '128m' }),
     '--memory-high "128m": must not be above --memory',
   );
+  assert.is(
+    refuse({ memory: '64m', storage: '128m' }),
+    '--storage "128m": must be at most --memory, 64MiB, for storage in memory: its pages count against the memory limit (disk storage may be larger)',
+  );
+  startRequestFromFlags({ memory: '64m', storage: '128m', storageKind: 'disk' }, ['true'], {});
+  assert.is(refuse({ storage: '512k' }), '--storage "512k": must be at least 1MiB');
+  assert.is(refuse({ storageKind: 'ssd' }), '--storage-kind "ssd": must be one of memory, disk');
   assert.is(refuse({ workdir: 'relative' }), '--workdir: must be an absolute path');
   assert.is(
     refuse({ env: ['1BAD=x'] }),
@@ -198,6 +210,9 @@ units('server field names map back to the flags that set them', () => {
   assert.is(flagForField('limits.cpuset_cpus'), '--cpuset-cpus');
   assert.is(flagForField('timeout'), '--timeout');
   assert.is(flagForField('working_dir'), '--workdir');
+  assert.is(flagForField('limits.storage_bytes'), '--storage');
+  assert.is(flagForField('spec.limits.storageBytes'), '--storage');
+  assert.is(flagForField('storage_kind'), '--storage-kind');
   assert.is(flagForField('argv[0]'), 'the command');
   assert.is(flagForField('page_token'), undefined);
 });

@@ -20,7 +20,7 @@ import {
   listRow,
   statusText,
 } from '../../api/jobctl/job-view.ts';
-import { EndReason, JobState } from '../../api/generated/jobworker/v1/jobworker.ts';
+import { EndReason, JobState, StorageKind } from '../../api/generated/jobworker/v1/jobworker.ts';
 import type { Job } from '../../api/generated/jobworker/v1/jobworker.ts';
 
 const output = suite('jobctl output');
@@ -174,7 +174,9 @@ output('the status page', () => {
         pids: 100,
         cpusetCpus: '0-1',
         ioReadBps: 10 * 1024 * 1024,
+        storageBytes: 32 * 1024 * 1024,
       },
+      storageKind: StorageKind.STORAGE_KIND_MEMORY,
       timeout: { seconds: 30, nanos: 0 },
       usage: {
         cpuSeconds: 1.5,
@@ -195,6 +197,7 @@ output('the status page', () => {
     'Duration: 1m05s',
     'Env: A, B',
     'Limits: cpus 0.5, memory 64MiB, pids 100, read 10MiB/s, cpuset 0-1',
+    'Storage: 32MiB in memory',
     'Timeout: 30s',
     'Usage: cpu 1.5s, memory peak 64MiB, read 0B, write 4KiB',
     'Output: 2KiB',
@@ -206,6 +209,11 @@ output('the status page', () => {
     statusText(ended(EndReason.END_REASON_EXITED, JobState.JOB_STATE_FAILED, { exitCode: 3 }), NOW),
     /State: +failed \(exit code 3\)/,
   );
+  const onDisk = job({
+    limits: { storageBytes: 10 * 1024 ** 3 },
+    storageKind: StorageKind.STORAGE_KIND_DISK,
+  });
+  assert.match(statusText(onDisk, NOW), /Storage: +10GiB on disk/);
 });
 
 output('--json: every field present, null when unset, names as in status', () => {
@@ -216,6 +224,7 @@ output('--json: every field present, null when unset, names as in status', () =>
     }),
     NOW,
   );
+  // The server says nothing of storage for jobs recorded before it had storage kinds.
   assert.equal(json, {
     id: ID,
     owner: 'alice',
@@ -241,7 +250,9 @@ output('--json: every field present, null when unset, names as in status', () =>
       ioReadIops: null,
       ioWriteIops: null,
       cpusetCpus: null,
+      storageBytes: null,
     },
+    storageKind: null,
     usage: null,
     outputBytes: 0,
     outputTruncated: false,

@@ -45,4 +45,18 @@ leftovers('no state directory or mount of a test remains', () => {
   assert.equal(mounts, []);
 });
 
+leftovers('no loop device is attached (jobs’ disk storage detaches with the job)', () => {
+  // Nothing else in the VM uses loop devices: any attached one is a job's.
+  const attached = readdirSync('/sys/block')
+    .filter((name) => name.startsWith('loop'))
+    .flatMap((name) => {
+      try {
+        return [`${name}: ${readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim()}`];
+      } catch {
+        return [];
+      }
+    });
+  assert.equal(attached, []);
+});
+
 leftovers.run();

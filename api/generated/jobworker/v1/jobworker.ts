@@ -36,6 +36,51 @@ export const protobufFileName = "jobworker/v1/jobworker.proto";
  * (see and watch every job; no start or stop). A job the caller may not see is NOT_FOUND.
  */
 
+/**
+ * What backs the job's /job. Either kind is the job's alone and is discarded whole when the job
+ * ends.
+ */
+export enum StorageKind {
+  /** STORAGE_KIND_UNSPECIFIED - The server's default: memory. */
+  STORAGE_KIND_UNSPECIFIED = 0,
+  /** STORAGE_KIND_MEMORY - A tmpfs; its pages count against the job's memory limit. */
+  STORAGE_KIND_MEMORY = 1,
+  /**
+   * STORAGE_KIND_DISK - An ext4 filesystem on the server's disk, its whole size reserved when the job starts; may be
+   * larger than the memory limit. IO limits apply to its reads and writes.
+   */
+  STORAGE_KIND_DISK = 2,
+}
+
+export function storageKindFromJSON(object: any): StorageKind {
+  switch (object) {
+    case 0:
+    case "STORAGE_KIND_UNSPECIFIED":
+      return StorageKind.STORAGE_KIND_UNSPECIFIED;
+    case 1:
+    case "STORAGE_KIND_MEMORY":
+      return StorageKind.STORAGE_KIND_MEMORY;
+    case 2:
+    case "STORAGE_KIND_DISK":
+      return StorageKind.STORAGE_KIND_DISK;
+    default:
+      throw new globalThis.Error("Unrecognized enum value " + object + " for enum StorageKind");
+  }
+}
+
+export function storageKindToJSON(object: StorageKind): string {
+  switch (object) {
+    case StorageKind.STORAGE_KIND_UNSPECIFIED:
+      return "STORAGE_KIND_UNSPECIFIED";
+    case StorageKind.STORAGE_KIND_MEMORY:
+      return "STORAGE_KIND_MEMORY";
+    case StorageKind.STORAGE_KIND_DISK:
+      return "STORAGE_KIND_DISK";
+    default:
+      throw new globalThis.Error("Unrecognized enum value " + object + " for enum StorageKind");
+  }
+}
+
 export enum OutputStream {
   OUTPUT_STREAM_UNSPECIFIED = 0,
   OUTPUT_STREAM_STDOUT = 1,
@@ -216,7 +261,15 @@ export interface Limits {
     | number
     | undefined;
   /** CPUs the job may run on, in the kernel's list syntax: "0-1,3". */
-  cpusetCpus?: string | undefined;
+  cpusetCpus?:
+    | string
+    | undefined;
+  /**
+   * Size cap of the job's own filesystem at /job (at least 1 MiB); a job that fills it gets
+   * ENOSPC. Its inode cap is one inode per 4 KiB of it. In memory (the default storage kind)
+   * its pages count against memory_bytes, so it may not be above it.
+   */
+  storageBytes?: number | undefined;
 }
 
 export interface StartJobRequest {
@@ -233,7 +286,11 @@ export interface StartJobRequest {
     | Limits
     | undefined;
   /** Wall-clock limit; the job is stopped (end reason TIMED_OUT) when it passes. */
-  timeout?: Duration | undefined;
+  timeout?:
+    | Duration
+    | undefined;
+  /** What backs /job (unset: memory); its size is limits.storage_bytes. */
+  storageKind?: StorageKind | undefined;
 }
 
 export interface StartJobRequest_EnvEntry {
@@ -328,6 +385,8 @@ export interface Job {
   outputBytes: number;
   /** True when the job wrote more than the server's cap and the rest was not stored. */
   outputTruncated: boolean;
+  /** What backed /job (unset for jobs recorded before storage kinds existed). */
+  storageKind?: StorageKind | undefined;
 }
 
 function createBaseLimits(): Limits {
@@ -341,6 +400,7 @@ function createBaseLimits(): Limits {
     ioReadIops: undefined,
     ioWriteIops: undefined,
     cpusetCpus: undefined,
+    storageBytes: undefined,
   };
 }
 
@@ -372,6 +432,9 @@ export const Limits: MessageFns<Limits> = {
     }
     if (message.cpusetCpus !== undefined) {
       writer.uint32(74).string(message.cpusetCpus);
+    }
+    if (message.storageBytes !== undefined) {
+      writer.uint32(80).uint64(message.storageBytes);
     }
     return writer;
   },
@@ -461,6 +524,14 @@ export const Limits: MessageFns<Limits> = {
             message.cpusetCpus = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.storageBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -512,6 +583,11 @@ export const Limits: MessageFns<Limits> = {
         : isSet(object.cpuset_cpus)
         ? globalThis.String(object.cpuset_cpus)
         : undefined,
+      storageBytes: isSet(object.storageBytes)
+        ? globalThis.Number(object.storageBytes)
+        : isSet(object.storage_bytes)
+        ? globalThis.Number(object.storage_bytes)
+        : undefined,
     };
   },
 
@@ -544,6 +620,9 @@ export const Limits: MessageFns<Limits> = {
     if (message.cpusetCpus !== undefined) {
       obj.cpusetCpus = message.cpusetCpus;
     }
+    if (message.storageBytes !== undefined) {
+      obj.storageBytes = Math.round(message.storageBytes);
+    }
     return obj;
   },
 
@@ -561,12 +640,13 @@ export const Limits: MessageFns<Limits> = {
     message.ioReadIops = object.ioReadIops ?? undefined;
     message.ioWriteIops = object.ioWriteIops ?? undefined;
     message.cpusetCpus = object.cpusetCpus ?? undefined;
+    message.storageBytes = object.storageBytes ?? undefined;
     return message;
   },
 };
 
 function createBaseStartJobRequest(): StartJobRequest {
-  return { argv: [], env: {}, workingDir: "", limits: undefined, timeout: undefined };
+  return { argv: [], env: {}, workingDir: "", limits: undefined, timeout: undefined, storageKind: undefined };
 }
 
 export const StartJobRequest: MessageFns<StartJobRequest> = {
@@ -585,6 +665,9 @@ export const StartJobRequest: MessageFns<StartJobRequest> = {
     }
     if (message.timeout !== undefined) {
       Duration.encode(message.timeout, writer.uint32(42).fork()).join();
+    }
+    if (message.storageKind !== undefined) {
+      writer.uint32(48).int32(message.storageKind);
     }
     return writer;
   },
@@ -645,6 +728,14 @@ export const StartJobRequest: MessageFns<StartJobRequest> = {
             message.timeout = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.storageKind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -681,6 +772,11 @@ export const StartJobRequest: MessageFns<StartJobRequest> = {
         : "",
       limits: isSet(object.limits) ? Limits.fromJSON(object.limits) : undefined,
       timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
+      storageKind: isSet(object.storageKind)
+        ? storageKindFromJSON(object.storageKind)
+        : isSet(object.storage_kind)
+        ? storageKindFromJSON(object.storage_kind)
+        : undefined,
     };
   },
 
@@ -707,6 +803,9 @@ export const StartJobRequest: MessageFns<StartJobRequest> = {
     if (message.timeout !== undefined) {
       obj.timeout = Duration.toJSON(message.timeout);
     }
+    if (message.storageKind !== undefined) {
+      obj.storageKind = storageKindToJSON(message.storageKind);
+    }
     return obj;
   },
 
@@ -732,6 +831,7 @@ export const StartJobRequest: MessageFns<StartJobRequest> = {
     message.timeout = (object.timeout !== undefined && object.timeout !== null)
       ? Duration.fromPartial(object.timeout)
       : undefined;
+    message.storageKind = object.storageKind ?? undefined;
     return message;
   },
 };
@@ -1531,6 +1631,7 @@ function createBaseJob(): Job {
     usage: undefined,
     outputBytes: 0,
     outputTruncated: false,
+    storageKind: undefined,
   };
 }
 
@@ -1586,6 +1687,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.outputTruncated !== false) {
       writer.uint32(136).bool(message.outputTruncated);
+    }
+    if (message.storageKind !== undefined) {
+      writer.uint32(144).int32(message.storageKind);
     }
     return writer;
   },
@@ -1739,6 +1843,14 @@ export const Job: MessageFns<Job> = {
             message.outputTruncated = reader.bool();
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.storageKind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1802,6 +1914,11 @@ export const Job: MessageFns<Job> = {
         : isSet(object.output_truncated)
         ? globalThis.Boolean(object.output_truncated)
         : false,
+      storageKind: isSet(object.storageKind)
+        ? storageKindFromJSON(object.storageKind)
+        : isSet(object.storage_kind)
+        ? storageKindFromJSON(object.storage_kind)
+        : undefined,
     };
   },
 
@@ -1858,6 +1975,9 @@ export const Job: MessageFns<Job> = {
     if (message.outputTruncated !== false) {
       obj.outputTruncated = message.outputTruncated;
     }
+    if (message.storageKind !== undefined) {
+      obj.storageKind = storageKindToJSON(message.storageKind);
+    }
     return obj;
   },
 
@@ -1887,6 +2007,7 @@ export const Job: MessageFns<Job> = {
     message.usage = (object.usage !== undefined && object.usage !== null) ? Usage.fromPartial(object.usage) : undefined;
     message.outputBytes = object.outputBytes ?? 0;
     message.outputTruncated = object.outputTruncated ?? false;
+    message.storageKind = object.storageKind ?? undefined;
     return message;
   },
 };
