@@ -562,7 +562,12 @@ export class JobRuntime {
   async list(filter: ListArgs = {}): Promise<ListResult> {
     const matching = [...this.jobs.values()]
       .filter(({ summary }) => filter.owner === undefined || summary.owner === filter.owner)
-      .filter(({ summary }) => filter.state === undefined || summary.state === filter.state)
+      // A job ending right now is already final in its record, before its summary catches up.
+      .filter(
+        (entry) =>
+          filter.state === undefined ||
+          (entry.running?.record.state ?? entry.summary.state) === filter.state,
+      )
       .sort(
         (a, b) =>
           a.summary.createdAt - b.summary.createdAt || a.summary.id.localeCompare(b.summary.id),
