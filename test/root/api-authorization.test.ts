@@ -154,6 +154,10 @@ authz(
         'INVALID_ARGUMENT: env key "9LIVES": must be a name of letters, digits and _, not starting with a digit',
       ],
       [
+        () => start(as.alice, { argv: ['true'], env: { MY_VAR: 'a\0b' } }),
+        'INVALID_ARGUMENT: env["MY_VAR"]: must not contain a NUL character',
+      ],
+      [
         () => start(as.alice, { argv: ['true'], limits: { memoryBytes: 1024 } }),
         'INVALID_ARGUMENT: limits.memory_bytes: must be at least 4194304 bytes',
       ],

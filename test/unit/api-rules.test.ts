@@ -140,6 +140,9 @@ rules('field paths are named as the proto spells them', () => {
     ['spec.workingDir', 'working_dir'],
     ['spec.timeoutMs', 'timeout'],
     ['spec.env key "MY_VAR"', 'env key "MY_VAR"'],
+    // Map keys are data: the value under MY_VAR, never a mangled field name.
+    ['spec.env.MY_VAR', 'env["MY_VAR"]'],
+    ['spec.env.lower_Mixed9', 'env["lower_Mixed9"]'],
     ['graceMs', 'grace_period'],
     ['after', 'page_token'],
     ['id', 'id'],
