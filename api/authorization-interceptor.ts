@@ -14,6 +14,7 @@ import { statusFor } from './grpc-status.ts';
 import { listingOwner, maySeeJob, ruleFor } from './authorization-policy.ts';
 import { peerIdentity } from './peer-identity.ts';
 import type { PeerIdentity } from './peer-identity.ts';
+import { RefusedRequest } from './service-definitions.ts';
 
 export interface InterceptorParts {
   executor: ExecutorClient;
@@ -48,6 +49,10 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
           },
           onReceiveMessage: (message: Record<string, unknown>, nextMessage) => {
             if (refused || identity === null) return;
+            if (message instanceof RefusedRequest) {
+              refuse(message.error);
+              return;
+            }
             checkRequest(identity, message).then(
               () => nextMessage(message),
               (error: unknown) => refuse(error),

@@ -50,6 +50,7 @@ export function protoFieldPath(path: string): string {
 function callerMessage(error: JobError): string {
   switch (error.code) {
     case 'invalid-argument': {
+      if (error.details.spelling === 'proto') return error.message;
       const colon = error.message.indexOf(': ');
       return colon < 0
         ? error.message

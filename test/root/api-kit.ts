@@ -6,7 +6,7 @@ import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { compiledPath } from '../../shared/app-layout.ts';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
-import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import type { Client, ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import { JobServiceClient } from '../../api/generated/jobworker/v1/jobworker.ts';
 import type {
   Job,
@@ -221,6 +221,24 @@ export function unary<Request, Response>(
     ) => void;
     invoke(request, new Metadata(), (error, response) =>
       error ? reject(error) : resolve(response),
+    );
+  });
+}
+
+/**
+ * A unary call with hand-made request bytes (the method by its path), for what no encoder would
+ * write; resolves with the response's bytes.
+ */
+export function rawUnary(client: Client, path: string, request: Uint8Array): Promise<Buffer> {
+  const identity = (bytes: Buffer) => bytes;
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      path,
+      identity,
+      identity,
+      Buffer.from(request),
+      (error: ServiceError | null, response?: Buffer) =>
+        error ? reject(error) : resolve(response ?? Buffer.alloc(0)),
     );
   });
 }

@@ -173,6 +173,17 @@ rules('a StartJobRequest becomes a checked JobSpec; empty means unset', () => {
       specFromRequest({ argv: ['x'], env: {}, workingDir: '', timeout: { seconds: -1, nanos: 0 } }),
     /timeout: must not be negative/,
   );
+  // Representable but far too long: the rule broken, not "a whole number".
+  assert.throws(
+    () =>
+      specFromRequest({
+        argv: ['x'],
+        env: {},
+        workingDir: '',
+        timeout: { seconds: 2 ** 52, nanos: 0 },
+      }),
+    /spec\.timeoutMs: must be at most 31622400000 ms/,
+  );
 });
 
 rules('list requests: page size bounded, tokens checked, states mapped', () => {
