@@ -10,6 +10,7 @@ import { JOB_ID } from '../shared/executor-protocol.ts';
 import { JobError } from '../shared/errors.ts';
 import { invalid } from '../shared/schema.ts';
 import type { ExecutorClient } from './executor-client.ts';
+import { deadlineMs } from './call-bounds.ts';
 import { statusFor } from './grpc-status.ts';
 import { listingOwner, maySeeJob, ruleFor } from './authorization-policy.ts';
 import { peerIdentity } from './peer-identity.ts';
@@ -32,6 +33,7 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
     };
     let identity: PeerIdentity | null = null;
     let refused = false;
+    const gone = new AbortController();
     const intercepting: ServerInterceptingCall = new ServerInterceptingCall(call, {
       start: (next) =>
         next({
@@ -47,6 +49,7 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
             }
             nextMetadata(metadata);
           },
+          onCancel: () => gone.abort(),
           onReceiveMessage: (message: Record<string, unknown>, nextMessage) => {
             if (refused || identity === null) return;
             if (message instanceof RefusedRequest) {
@@ -89,7 +92,11 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
         if (typeof id !== 'string' || !JOB_ID.test(id))
           throw invalid('id', 'must be a job id (32 lowercase hex characters)');
         audit.job = id;
-        const job = await parts.executor.getJob(id);
+        const job = await parts.executor.getJob(id, {
+          identity: caller.name,
+          deadline: deadlineMs(call.getDeadline()),
+          signal: gone.signal,
+        });
         if (!maySeeJob(caller, job.owner)) throw new JobError('not-found', `job ${id} not found`);
       }
       if (rule.lists)

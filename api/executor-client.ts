@@ -1,8 +1,16 @@
 // The API's side of the executor socket: one wrapper per op, named to pair with the executor's
-// handlers (startJob ↔ answerStartJob). Unary calls share one connection, made on first use and
-// again after it drops; each output stream has a connection of its own, so a slow watcher only
-// ever holds back itself. Connection trouble surfaces as JobError('unavailable').
-import net from 'node:net';
+// handlers (startJob ↔ answerStartJob). Unary calls share a connection; each output stream has
+// one of its own, so a slow watcher only ever holds back itself; health probes have their own.
+//
+// Every call is bounded in time: a read (get, list) waits until the client's deadline or this
+// server's maximum, whichever comes first, and stops waiting when the client goes away. A start
+// or stop is skipped if its client has gone before it is sent, and once sent it is seen through
+// to the executor's answer (bounded by the server's maximum: a stop's follows its grace period),
+// so that its outcome is known and audited even when nobody waits for it any more.
+//
+// A probe that goes unanswered for PROBE_TIMEOUT_MS marks the executor as not answering (a
+// stopped or wedged process still accepts connections): reads waiting for it and output streams
+// end with UNAVAILABLE, and new calls fail at once, until it answers again.
 import type {
   ExecutorOp,
   ListArgs,
@@ -12,75 +20,115 @@ import type {
   OutputChunk,
   OutputEnd,
   Reply,
-  WireError,
 } from '../shared/executor-protocol.ts';
-import { MAX_REQUEST_ID } from '../shared/executor-protocol.ts';
-import { isErrorCode, JobError } from '../shared/errors.ts';
+import { JobError } from '../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../shared/framing.ts';
 import type { JobRecord, JobSpec } from '../shared/job.ts';
+import {
+  connect,
+  ExecutorConnection,
+  fromWire,
+  notInTime,
+  unavailable,
+} from './executor-connection.ts';
 
 /** Frames a stream may queue before its socket is paused (back-pressure to the executor). */
 const STREAM_QUEUE_FRAMES = 16;
-const CONNECT_TIMEOUT_MS = 2000;
+
+/** The longest the API waits for a get or list, whatever the client's deadline. */
+export const READ_MAX_MS = 10_000;
+/** ...for a start (the helper, cgroups and the record on a loaded host). */
+export const START_MAX_MS = 30_000;
+/** ...for a stop: its grace period plus this. */
+export const STOP_MARGIN_MS = 10_000;
+/** A stop without a grace period gets the executor's default, which is at most this (its config). */
+const UNSET_GRACE_MS = 60_000;
+/** An unanswered probe this old means the executor is not answering. */
+export const PROBE_TIMEOUT_MS = 5_000;
 
 export type OutputEvent = { chunk: OutputChunk } | { end: OutputEnd };
 
-function fromWire(error: WireError): JobError {
-  const code = isErrorCode(error.code) ? error.code : 'internal';
-  return new JobError(code, String(error.message), error.details ?? {});
+/** What bounds one call to the executor: whose it is, and how long its client waits. */
+export interface CallBounds {
+  /** The client's identity (certificate CN). */
+  identity: string;
+  /** Epoch ms at which the client stops waiting; Infinity when it set no deadline. */
+  deadline: number;
+  /** Aborted when the client goes away. */
+  signal?: AbortSignal;
 }
 
-function unavailable(socketPath: string, cause: string): JobError {
-  return new JobError('unavailable', `executor at ${socketPath} is unavailable: ${cause}`);
-}
+/** For calls the API makes on its own behalf (and tests): no client deadline. */
+const UNBOUNDED: CallBounds = { identity: '', deadline: Infinity };
 
-function connect(socketPath: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection(socketPath);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(unavailable(socketPath, 'connect timed out'));
-    }, CONNECT_TIMEOUT_MS);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      resolve(socket);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(unavailable(socketPath, error.code ?? error.message));
-    });
-  });
-}
-
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (error: Error) => void;
-}
+export type ProbeResult = 'answering' | 'not-answering' | 'unreachable';
 
 export class ExecutorClient {
   readonly socketPath: string;
-  private connection: Promise<net.Socket> | null = null;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  private readonly calls: ExecutorConnection;
+  private readonly probes: ExecutorConnection;
+  private probing: { sentAt: number; answer: Promise<ProbeResult> } | null = null;
+  private stalled = false;
+  /** Open output streams: how to end each one when the executor stops answering. */
+  private readonly streams = new Set<(error: JobError) => void>();
 
   constructor(socketPath: string) {
     this.socketPath = socketPath;
+    this.calls = new ExecutorConnection(socketPath);
+    this.probes = new ExecutorConnection(socketPath);
   }
 
-  startJob(spec: JobSpec, owner: string): Promise<JobRecord> {
-    return this.call('start', { spec, owner });
+  /** False while the executor accepts requests but does not answer them. */
+  get answering(): boolean {
+    return !this.stalled;
   }
 
-  stopJob(id: string, graceMs?: number): Promise<JobRecord> {
-    return this.call('stop', graceMs === undefined ? { id } : { id, graceMs });
+  startJob(spec: JobSpec, owner: string, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
+    return this.change('start', { spec, owner }, START_MAX_MS, bounds);
   }
 
-  getJob(id: string): Promise<JobRecord> {
-    return this.call('get', { id });
+  stopJob(id: string, graceMs?: number, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
+    const args = graceMs === undefined ? { id } : { id, graceMs };
+    return this.change('stop', args, (graceMs ?? UNSET_GRACE_MS) + STOP_MARGIN_MS, bounds);
   }
 
-  listJobs(args: ListArgs = {}): Promise<ListResult> {
-    return this.call('list', args);
+  getJob(id: string, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
+    return this.read('get', { id }, bounds);
+  }
+
+  listJobs(args: ListArgs = {}, bounds: CallBounds = UNBOUNDED): Promise<ListResult> {
+    return this.read('list', args, bounds);
+  }
+
+  /**
+   * Asks the executor for a sign of life, at most one question at a time: 'not-answering' when
+   * the question in flight is older than PROBE_TIMEOUT_MS. Meanwhile calls fail at once.
+   */
+  async probe(): Promise<ProbeResult> {
+    if (!this.probing) {
+      const answer = this.probes
+        .request('list', { limit: 1 }, { deadline: Infinity, leavesOnStall: false })
+        .then(
+          (): ProbeResult => 'answering',
+          (): ProbeResult => 'unreachable',
+        );
+      const probing = { sentAt: Date.now(), answer };
+      this.probing = probing;
+      void answer.then((result) => {
+        if (this.probing === probing) this.probing = null;
+        if (this.stalled) this.stalled = false;
+        return result;
+      });
+    }
+    const { sentAt, answer } = this.probing;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<ProbeResult>((resolve) => {
+      timer = setTimeout(() => resolve('not-answering'), sentAt + PROBE_TIMEOUT_MS - Date.now());
+    });
+    const result = await Promise.race([answer, late]);
+    clearTimeout(timer);
+    if (result === 'not-answering' && !this.stalled) this.stall();
+    return result;
   }
 
   /**
@@ -88,6 +136,7 @@ export class ExecutorClient {
    * the consumer stops iterating or `signal` aborts.
    */
   async *readOutput(id: string, offset: number, signal?: AbortSignal): AsyncGenerator<OutputEvent> {
+    if (this.stalled) throw this.notAnswering();
     const socket = await connect(this.socketPath);
     const decoder = new FrameDecoder();
     const queue: Reply[] = [];
@@ -101,12 +150,16 @@ export class ExecutorClient {
       state.wake?.();
       state.wake = null;
     };
+    const end = (error: JobError) => {
+      state.failure ??= error;
+      socket.destroy();
+    };
+    this.streams.add(end);
     socket.on('data', (data: Buffer) => {
       try {
         queue.push(...(decoder.push(data) as Reply[]));
       } catch (error) {
-        state.failure = unavailable(this.socketPath, (error as Error).message);
-        socket.destroy();
+        end(unavailable(this.socketPath, (error as Error).message));
       }
       if (queue.length >= STREAM_QUEUE_FRAMES) socket.pause();
       notify();
@@ -140,64 +193,58 @@ export class ExecutorClient {
         } else if ('error' in reply) throw fromWire(reply.error);
       }
     } finally {
+      this.streams.delete(end);
       signal?.removeEventListener('abort', abort);
       socket.destroy();
     }
   }
 
-  /** Closes the shared connection; calls in flight fail with unavailable. */
+  /** Closes every connection; calls in flight fail with unavailable. */
   close(): void {
-    void this.connection?.then((socket) => socket.destroy()).catch(() => undefined);
-    this.connection = null;
+    this.calls.close();
+    this.probes.close();
   }
 
-  private async call<Op extends Exclude<ExecutorOp, 'read-output'>>(
+  private notAnswering(): JobError {
+    return unavailable(this.socketPath, `no answer to a probe for ${PROBE_TIMEOUT_MS / 1000} s`);
+  }
+
+  private stall(): void {
+    this.stalled = true;
+    const error = this.notAnswering();
+    this.calls.stalled(error);
+    for (const end of this.streams) end(error);
+  }
+
+  /** get, list: until the client's deadline or READ_MAX_MS; not once the client has gone. */
+  private async read<Op extends 'get' | 'list'>(
     op: Op,
     args: OpArgs[Op],
+    bounds: CallBounds,
   ): Promise<OpResults[Op]> {
-    const socket = await this.connected();
-    const id = this.nextId;
-    this.nextId = this.nextId >= MAX_REQUEST_ID ? 1 : this.nextId + 1;
-    return new Promise<OpResults[Op]>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      socket.write(encodeFrame({ id, op, args }));
-    });
+    if (this.stalled) throw this.notAnswering();
+    const options = {
+      deadline: Math.min(bounds.deadline, Date.now() + READ_MAX_MS),
+      leavesOnStall: true,
+      ...(bounds.signal ? { signal: bounds.signal } : {}),
+    };
+    return (await this.calls.request(op, args, options)) as OpResults[Op];
   }
 
-  private connected(): Promise<net.Socket> {
-    if (this.connection) return this.connection;
-    const connection = connect(this.socketPath).then((socket) => {
-      const decoder = new FrameDecoder();
-      socket.on('data', (data: Buffer) => {
-        let replies: Reply[];
-        try {
-          replies = decoder.push(data) as Reply[];
-        } catch (error) {
-          socket.destroy(error as Error);
-          return;
-        }
-        for (const reply of replies) {
-          const pending = this.pending.get(reply.id);
-          if (!pending) continue;
-          this.pending.delete(reply.id);
-          if ('ok' in reply) pending.resolve(reply.ok);
-          else if ('error' in reply) pending.reject(fromWire(reply.error));
-        }
-      });
-      socket.on('error', () => undefined); // 'close' follows and says what matters
-      socket.on('close', () => {
-        if (this.connection === connection) this.connection = null;
-        for (const [id, pending] of this.pending) {
-          this.pending.delete(id);
-          pending.reject(unavailable(this.socketPath, 'connection closed'));
-        }
-      });
-      return socket;
-    });
-    connection.catch(() => {
-      if (this.connection === connection) this.connection = null;
-    });
-    this.connection = connection;
-    return connection;
+  /**
+   * start, stop: not sent once the client has gone; once sent, awaited until the executor
+   * answers (at most `maxMs`), whether or not the client still waits.
+   */
+  private async change<Op extends 'start' | 'stop'>(
+    op: Op,
+    args: OpArgs[Op],
+    maxMs: number,
+    bounds: CallBounds,
+  ): Promise<OpResults[Op]> {
+    if (bounds.signal?.aborted) throw new JobError('cancelled', 'the caller went away');
+    if (Date.now() >= bounds.deadline) throw notInTime();
+    if (this.stalled) throw this.notAnswering();
+    const options = { deadline: Date.now() + maxMs, leavesOnStall: false };
+    return (await this.calls.request(op satisfies ExecutorOp, args, options)) as OpResults[Op];
   }
 }

@@ -13,6 +13,8 @@ const CODE_FOR: Record<ErrorCode, status> = {
   'permission-denied': status.PERMISSION_DENIED,
   'resource-exhausted': status.RESOURCE_EXHAUSTED,
   unavailable: status.UNAVAILABLE,
+  'deadline-exceeded': status.DEADLINE_EXCEEDED,
+  cancelled: status.CANCELLED,
   'protocol-error': status.INTERNAL,
   internal: status.INTERNAL,
 };
@@ -61,6 +63,9 @@ function callerMessage(error: JobError): string {
     case 'protocol-error':
     case 'internal':
       return 'internal error';
+    // Written by the API for its clients.
+    case 'deadline-exceeded':
+    case 'cancelled':
     case 'not-found':
     case 'start-failed':
     case 'failed-precondition':

@@ -4,6 +4,7 @@ import type { handleServerStreamingCall, handleUnaryCall, ServerUnaryCall } from
 import type { Logger } from 'pino';
 import { drainedOrAborted } from '../shared/back-pressure.ts';
 import { JobError } from '../shared/errors.ts';
+import { callBounds } from './call-bounds.ts';
 import type { ExecutorClient } from './executor-client.ts';
 import type { JobServiceServer } from './generated/jobworker/v1/jobworker.ts';
 import { statusFor } from './grpc-status.ts';
@@ -14,7 +15,6 @@ import {
   listArgsFromRequest,
   specFromRequest,
 } from './job-messages.ts';
-import { peerIdentity } from './peer-identity.ts';
 import type { StartQuotas } from './start-quotas.ts';
 
 export interface JobServiceParts {
@@ -103,18 +103,24 @@ export function jobService(parts: JobServiceParts): JobService {
 
   const handlers: JobServiceServer = {
     startJob: unary(async (call) => {
-      const owner = peerIdentity(call.getAuthContext()).name;
+      const bounds = callBounds(call);
+      const owner = bounds.identity;
       const spec = specFromRequest(call.request);
-      return jobToMessage(await parts.quotas.start(owner, () => executor.startJob(spec, owner)));
+      const started = parts.quotas.start(owner, bounds, () =>
+        executor.startJob(spec, owner, bounds),
+      );
+      return jobToMessage(await started);
     }),
     stopJob: unary(async (call) => {
       const grace = call.request.gracePeriod;
       const graceMs = grace ? durationToMs(grace, 'grace_period') : undefined;
-      return jobToMessage(await executor.stopJob(call.request.id, graceMs));
+      return jobToMessage(await executor.stopJob(call.request.id, graceMs, callBounds(call)));
     }),
-    getJob: unary(async (call) => jobToMessage(await executor.getJob(call.request.id))),
+    getJob: unary(async (call) =>
+      jobToMessage(await executor.getJob(call.request.id, callBounds(call))),
+    ),
     listJobs: unary(async (call) => {
-      const page = await executor.listJobs(listArgsFromRequest(call.request));
+      const page = await executor.listJobs(listArgsFromRequest(call.request), callBounds(call));
       const last = page.jobs.at(-1);
       return { jobs: page.jobs.map(jobToMessage), nextPageToken: page.more && last ? last.id : '' };
     }),

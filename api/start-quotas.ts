@@ -3,7 +3,7 @@
 import { JobError } from '../shared/errors.ts';
 import type { JobRecord } from '../shared/job.ts';
 import type { ApiConfig } from './config.ts';
-import type { ExecutorClient } from './executor-client.ts';
+import type { CallBounds, ExecutorClient } from './executor-client.ts';
 
 export class StartQuotas {
   private readonly executor: ExecutorClient;
@@ -16,9 +16,9 @@ export class StartQuotas {
   }
 
   /** Starts a job for `owner` if both quotas allow it; otherwise RESOURCE_EXHAUSTED. */
-  start(owner: string, start: () => Promise<JobRecord>): Promise<JobRecord> {
+  start(owner: string, bounds: CallBounds, start: () => Promise<JobRecord>): Promise<JobRecord> {
     const turn = this.queue.then(async () => {
-      const running = await this.countRunning();
+      const running = await this.countRunning(bounds);
       if (running.total >= this.quotas.maxRunningJobs) {
         throw new JobError(
           'resource-exhausted',
@@ -37,13 +37,16 @@ export class StartQuotas {
     return turn;
   }
 
-  private async countRunning(): Promise<{ total: number; byOwner: Map<string, number> }> {
+  private async countRunning(
+    bounds: CallBounds,
+  ): Promise<{ total: number; byOwner: Map<string, number> }> {
     const byOwner = new Map<string, number>();
     let total = 0;
     let after: string | undefined;
     for (;;) {
       const page = await this.executor.listJobs(
         after === undefined ? { state: 'RUNNING' } : { state: 'RUNNING', after },
+        bounds,
       );
       for (const job of page.jobs) {
         total += 1;

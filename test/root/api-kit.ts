@@ -7,6 +7,11 @@ import { join } from 'node:path';
 import { compiledPath } from '../../shared/app-layout.ts';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import type { Client, ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import { HealthClient } from '../../api/generated/grpc/health/v1/health.ts';
+import type {
+  HealthCheckResponse,
+  HealthCheckResponse_ServingStatus as Serving,
+} from '../../api/generated/grpc/health/v1/health.ts';
 import { JobServiceClient } from '../../api/generated/jobworker/v1/jobworker.ts';
 import type {
   Job,
@@ -279,4 +284,45 @@ export async function codeOf(promise: Promise<unknown>): Promise<status> {
   } catch (error) {
     return (error as ServiceError).code;
   }
+}
+
+/** The health service's answer for the job service, asked as vera. */
+export async function healthOf(stack: Stack): Promise<Serving> {
+  const files = stack.pki.cert('vera');
+  const client = new HealthClient(
+    `127.0.0.1:${stack.port}`,
+    credentials.createSsl(
+      await readFile(stack.pki.ca),
+      await readFile(files.key),
+      await readFile(files.cert),
+    ),
+  );
+  try {
+    return await new Promise<Serving>((resolve, reject) =>
+      client.check(
+        { service: 'jobworker.v1.JobService' },
+        (error: ServiceError | null, response: HealthCheckResponse) =>
+          error ? reject(error) : resolve(response.status),
+      ),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/** Polls `probe` until it returns `wanted`; throws after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T>,
+  wanted: T,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last === wanted) return;
+    await sleep(100);
+  }
+  throw new Error(`${what}: still ${String(last)} after ${timeoutMs} ms`);
 }
