@@ -1,6 +1,8 @@
 // The API's side of the executor socket: one wrapper per op, named to pair with the executor's
-// handlers (startJob ↔ answerStartJob). Unary calls share a connection; each output stream has
-// one of its own, so a slow watcher only ever holds back itself; health probes have their own.
+// handlers (startJob ↔ answerStartJob). Unary calls share a small pool of connections, each kept
+// below the executor's per-connection limit, and are shared fairly between identities
+// (fair-admission.ts): one identity's burst waits behind itself. Each output stream has a
+// connection of its own, so a slow watcher only ever holds back itself; health probes have one.
 //
 // Every call is bounded in time: a read (get, list) waits until the client's deadline or this
 // server's maximum, whichever comes first, and stops waiting when the client goes away. A start
@@ -24,6 +26,8 @@ import type {
 import { JobError } from '../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../shared/framing.ts';
 import type { JobRecord, JobSpec } from '../shared/job.ts';
+import { FairAdmission } from './fair-admission.ts';
+import type { AdmissionLimits } from './fair-admission.ts';
 import {
   connect,
   ExecutorConnection,
@@ -31,6 +35,7 @@ import {
   notInTime,
   unavailable,
 } from './executor-connection.ts';
+import type { RequestOptions } from './executor-connection.ts';
 
 /** Frames a stream may queue before its socket is paused (back-pressure to the executor). */
 const STREAM_QUEUE_FRAMES = 16;
@@ -45,6 +50,17 @@ export const STOP_MARGIN_MS = 10_000;
 const UNSET_GRACE_MS = 60_000;
 /** An unanswered probe this old means the executor is not answering. */
 export const PROBE_TIMEOUT_MS = 5_000;
+
+/** Unary connections, and requests in flight on each (the executor allows 64 by default). */
+const POOL_CONNECTIONS = 4;
+const REQUESTS_PER_CONNECTION = 32;
+/** Fair shares: one identity's calls in flight, and those it may have waiting. */
+const ADMISSION: AdmissionLimits = {
+  capacity: POOL_CONNECTIONS * REQUESTS_PER_CONNECTION,
+  perIdentity: 32,
+  queuedPerIdentity: 512,
+  queuedTotal: 8192,
+};
 
 export type OutputEvent = { chunk: OutputChunk } | { end: OutputEnd };
 
@@ -65,7 +81,8 @@ export type ProbeResult = 'answering' | 'not-answering' | 'unreachable';
 
 export class ExecutorClient {
   readonly socketPath: string;
-  private readonly calls: ExecutorConnection;
+  private readonly pool: ExecutorConnection[];
+  private readonly admission = new FairAdmission(ADMISSION);
   private readonly probes: ExecutorConnection;
   private probing: { sentAt: number; answer: Promise<ProbeResult> } | null = null;
   private stalled = false;
@@ -74,7 +91,7 @@ export class ExecutorClient {
 
   constructor(socketPath: string) {
     this.socketPath = socketPath;
-    this.calls = new ExecutorConnection(socketPath);
+    this.pool = Array.from({ length: POOL_CONNECTIONS }, () => new ExecutorConnection(socketPath));
     this.probes = new ExecutorConnection(socketPath);
   }
 
@@ -201,7 +218,7 @@ export class ExecutorClient {
 
   /** Closes every connection; calls in flight fail with unavailable. */
   close(): void {
-    this.calls.close();
+    for (const connection of this.pool) connection.close();
     this.probes.close();
   }
 
@@ -212,7 +229,8 @@ export class ExecutorClient {
   private stall(): void {
     this.stalled = true;
     const error = this.notAnswering();
-    this.calls.stalled(error);
+    this.admission.refuseWaiting(error);
+    for (const connection of this.pool) connection.stalled(error);
     for (const end of this.streams) end(error);
   }
 
@@ -222,13 +240,7 @@ export class ExecutorClient {
     args: OpArgs[Op],
     bounds: CallBounds,
   ): Promise<OpResults[Op]> {
-    if (this.stalled) throw this.notAnswering();
-    const options = {
-      deadline: Math.min(bounds.deadline, Date.now() + READ_MAX_MS),
-      leavesOnStall: true,
-      ...(bounds.signal ? { signal: bounds.signal } : {}),
-    };
-    return (await this.calls.request(op, args, options)) as OpResults[Op];
+    return (await this.send(op, args, bounds, READ_MAX_MS, false)) as OpResults[Op];
   }
 
   /**
@@ -241,10 +253,45 @@ export class ExecutorClient {
     maxMs: number,
     bounds: CallBounds,
   ): Promise<OpResults[Op]> {
-    if (bounds.signal?.aborted) throw new JobError('cancelled', 'the caller went away');
-    if (Date.now() >= bounds.deadline) throw notInTime();
+    return (await this.send(op, args, bounds, maxMs, true)) as OpResults[Op];
+  }
+
+  /**
+   * Waits for a place (fair-admission.ts), then sends on the least busy connection; the place is
+   * given back once the executor has answered. The wait ends at the client's deadline or
+   * `maxMs`, or when the client goes away. Once sent, a read still ends with the client, a
+   * change (`seeThrough`) is awaited for `maxMs` whatever the client does.
+   */
+  private async send(
+    op: ExecutorOp,
+    args: unknown,
+    bounds: CallBounds,
+    maxMs: number,
+    seeThrough: boolean,
+  ): Promise<unknown> {
     if (this.stalled) throw this.notAnswering();
-    const options = { deadline: Date.now() + maxMs, leavesOnStall: false };
-    return (await this.calls.request(op satisfies ExecutorOp, args, options)) as OpResults[Op];
+    const deadline = Math.min(bounds.deadline, Date.now() + maxMs);
+    const release = await this.admission.acquire(bounds.identity, deadline, bounds.signal);
+    const refusal = this.refusal(bounds, deadline);
+    if (refusal) {
+      release();
+      throw refusal;
+    }
+    const connection = this.pool.reduce((best, next) =>
+      next.inFlight < best.inFlight ? next : best,
+    );
+    const options: RequestOptions = seeThrough
+      ? { deadline: Date.now() + maxMs, leavesOnStall: false, onFinished: release }
+      : { deadline, leavesOnStall: true, onFinished: release };
+    if (!seeThrough && bounds.signal) options.signal = bounds.signal;
+    return connection.request(op, args, options);
+  }
+
+  /** Why a call that has its place is not sent after all: its client is gone, or the executor. */
+  private refusal(bounds: CallBounds, deadline: number): JobError | null {
+    if (bounds.signal?.aborted) return new JobError('cancelled', 'the caller went away');
+    if (Date.now() >= deadline) return notInTime();
+    if (this.stalled) return this.notAnswering();
+    return null;
   }
 }

@@ -49,13 +49,18 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Whether the caller stops waiting when the executor is found not answering (reads do). */
   leavesOnStall: boolean;
+  /** Called once when the request no longer holds a place: answered, failed, or never sent. */
+  onFinished?: () => void;
 }
 
 interface Pending {
   /** Undefined once the caller stopped waiting: the reply, when it comes, only frees the place. */
   caller: { resolve: (value: unknown) => void; reject: (error: Error) => void } | undefined;
   leavesOnStall: boolean;
+  /** The caller stops waiting: its timer and listener go. */
   done: () => void;
+  /** The request is over for the executor too: its place is free. */
+  finished: () => void;
 }
 
 export class ExecutorConnection {
@@ -74,10 +79,18 @@ export class ExecutorConnection {
   }
 
   async request(op: ExecutorOp, args: unknown, options: RequestOptions): Promise<unknown> {
-    if (options.signal?.aborted) throw new JobError('cancelled', 'the caller went away');
-    if (Date.now() >= options.deadline) throw notInTime();
-    const socket = await this.connected();
+    let socket: net.Socket;
+    let frame: Buffer;
     const id = this.takeId();
+    try {
+      if (options.signal?.aborted) throw new JobError('cancelled', 'the caller went away');
+      if (Date.now() >= options.deadline) throw notInTime();
+      frame = encodeFrame({ id, op, args });
+      socket = await this.connected();
+    } catch (error) {
+      options.onFinished?.();
+      throw error;
+    }
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const stopWaiting = (error: Error) => {
@@ -95,12 +108,13 @@ export class ExecutorConnection {
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', onAbort);
         },
+        finished: () => options.onFinished?.(),
       };
       this.pending.set(id, entry);
       if (Number.isFinite(options.deadline))
         timer = setTimeout(() => stopWaiting(notInTime()), options.deadline - Date.now());
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      socket.write(encodeFrame({ id, op, args }));
+      socket.write(frame);
     });
   }
 
@@ -136,6 +150,7 @@ export class ExecutorConnection {
     this.pending.delete(reply.id);
     const caller = entry.caller;
     entry.done();
+    entry.finished();
     if (!caller) return;
     if ('ok' in reply) caller.resolve(reply.ok);
     else if ('error' in reply) caller.reject(fromWire(reply.error));
@@ -163,6 +178,7 @@ export class ExecutorConnection {
           this.pending.delete(id);
           const caller = entry.caller;
           entry.done();
+          entry.finished();
           caller?.reject(unavailable(this.socketPath, 'connection closed'));
         }
       });

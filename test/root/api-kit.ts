@@ -276,6 +276,16 @@ export async function drain(client: JobServiceClient, id: string): Promise<numbe
   return bytes;
 }
 
+/** How a call ended, as `CODE: details` (or 'OK'). */
+export async function outcomeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'OK';
+  } catch (error) {
+    return `${status[(error as ServiceError).code]}: ${(error as ServiceError).details}`;
+  }
+}
+
 /** The gRPC status code a call failed with (or 'OK'). */
 export async function codeOf(promise: Promise<unknown>): Promise<status> {
   try {

@@ -1,11 +1,10 @@
 // Requests as bytes, through the real API: edge values and malformed protobuf are INVALID_ARGUMENT
 // naming the field (never INTERNAL "Error deserializing request"), as protobuf-go refuses them.
-import { status } from '@grpc/grpc-js';
-import type { Client, ServiceError } from '@grpc/grpc-js';
+import type { Client } from '@grpc/grpc-js';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rawUnary, start, startStack } from './api-kit.ts';
+import { outcomeOf, rawUnary, start, startStack } from './api-kit.ts';
 import type { Stack } from './api-kit.ts';
 
 const decoding = suite<{ stack: Stack; client: Client; jobId: string }>('request decoding');
@@ -22,15 +21,6 @@ decoding.after(async ({ stack }) => {
 const SERVICE = '/jobworker.v1.JobService/';
 const writer = () => new BinaryWriter();
 const INVALID_UTF8 = new Uint8Array([0x61, 0xff, 0x62]);
-
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'OK';
-  } catch (error) {
-    return `${status[(error as ServiceError).code]}: ${(error as ServiceError).details}`;
-  }
-}
 
 /** A WatchJobOutput call with hand-made request bytes; resolves with how the stream ended. */
 function rawWatch(client: Client, request: Uint8Array): Promise<void> {
@@ -101,7 +91,7 @@ decoding(
         'INVALID_ARGUMENT: offset: must be at most 9007199254740991',
       ],
     ];
-    for (const [call, expected] of cases) assert.is(await outcome(call()), expected);
+    for (const [call, expected] of cases) assert.is(await outcomeOf(call()), expected);
   },
 );
 
@@ -141,7 +131,7 @@ decoding('invalid UTF-8 is refused, named by field, index or map key', async ({ 
       'INVALID_ARGUMENT: owner: must be valid UTF-8',
     ],
   ];
-  for (const [call, expected] of cases) assert.is(await outcome(call()), expected);
+  for (const [call, expected] of cases) assert.is(await outcomeOf(call()), expected);
 });
 
 decoding(
@@ -164,7 +154,7 @@ decoding(
     ];
     for (const [bytes, expected] of cases)
       assert.is(
-        await outcome(rawUnary(client, `${SERVICE}StartJob`, bytes)),
+        await outcomeOf(rawUnary(client, `${SERVICE}StartJob`, bytes)),
         `INVALID_ARGUMENT: ${expected}`,
       );
   },
@@ -172,9 +162,9 @@ decoding(
 
 decoding('the health service reads its requests as strictly', async ({ client }) => {
   const check = (bytes: Uint8Array) => rawUnary(client, '/grpc.health.v1.Health/Check', bytes);
-  assert.is(await outcome(check(new Uint8Array(0))), 'OK');
+  assert.is(await outcomeOf(check(new Uint8Array(0))), 'OK');
   assert.is(
-    await outcome(check(writer().tag(1, 2).bytes(INVALID_UTF8).finish())),
+    await outcomeOf(check(writer().tag(1, 2).bytes(INVALID_UTF8).finish())),
     'INVALID_ARGUMENT: service: must be valid UTF-8',
   );
 });
