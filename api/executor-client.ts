@@ -257,7 +257,7 @@ export class ExecutorClient {
   }
 
   /**
-   * Waits for a place (fair-admission.ts), then sends on the least busy connection; the place is
+   * Waits for a place (fair-admission.ts), then sends on the first connection with room; the place is
    * given back once the executor has answered. The wait ends at the client's deadline or
    * `maxMs`, or when the client goes away. Once sent, a read still ends with the client, a
    * change (`seeThrough`) is awaited for `maxMs` whatever the client does.
@@ -277,14 +277,25 @@ export class ExecutorClient {
       release();
       throw refusal;
     }
-    const connection = this.pool.reduce((best, next) =>
-      next.inFlight < best.inFlight ? next : best,
-    );
+    const connection = this.connectionWithRoom();
     const options: RequestOptions = seeThrough
       ? { deadline: Date.now() + maxMs, leavesOnStall: false, onFinished: release }
       : { deadline, leavesOnStall: true, onFinished: release };
     if (!seeThrough && bounds.signal) options.signal = bounds.signal;
     return connection.request(op, args, options);
+  }
+
+  /**
+   * The first connection with room: one is filled before the next is opened. The admission's
+   * capacity is the pool's, so one always has room; the least busy otherwise, to be safe.
+   */
+  private connectionWithRoom(): ExecutorConnection {
+    let least = this.pool[0] as ExecutorConnection;
+    for (const connection of this.pool) {
+      if (connection.inFlight < REQUESTS_PER_CONNECTION) return connection;
+      if (connection.inFlight < least.inFlight) least = connection;
+    }
+    return least;
   }
 
   /** Why a call that has its place is not sent after all: its client is gone, or the executor. */

@@ -82,6 +82,11 @@ export interface CallStatus {
   metadata: Metadata;
 }
 
+/** The status code an error is answered with. */
+export function statusCodeFor(error: unknown): status {
+  return error instanceof JobError ? CODE_FOR[error.code] : status.INTERNAL;
+}
+
 export function statusFor(error: unknown, logger: Logger): CallStatus {
   if (!(error instanceof JobError)) {
     logger.error({ err: error }, 'unexpected error in a call');

@@ -4,6 +4,7 @@ import type { handleServerStreamingCall, handleUnaryCall, ServerUnaryCall } from
 import type { Logger } from 'pino';
 import { drainedOrAborted } from '../shared/back-pressure.ts';
 import { JobError } from '../shared/errors.ts';
+import { auditOf } from './call-audit.ts';
 import { callBounds } from './call-bounds.ts';
 import type { ExecutorClient } from './executor-client.ts';
 import type { JobServiceServer } from './generated/jobworker/v1/jobworker.ts';
@@ -45,6 +46,11 @@ export function jobService(parts: JobServiceParts): JobService {
         (error: unknown) => callback(statusFor(error, logger)),
       );
     };
+  }
+
+  /** Work whose outcome the call's audit must report, whether or not its client still waits. */
+  function held<T>(request: object, work: Promise<T>): Promise<T> {
+    return auditOf(request)?.hold(work) ?? work;
   }
 
   const watchJobOutput: handleServerStreamingCall<
@@ -102,6 +108,7 @@ export function jobService(parts: JobServiceParts): JobService {
   };
 
   const handlers: JobServiceServer = {
+    // A start or stop is seen through even when its client has gone, and audited when it settles.
     startJob: unary(async (call) => {
       const bounds = callBounds(call);
       const owner = bounds.identity;
@@ -109,12 +116,13 @@ export function jobService(parts: JobServiceParts): JobService {
       const started = parts.quotas.start(owner, bounds, () =>
         executor.startJob(spec, owner, bounds),
       );
-      return jobToMessage(await started);
+      return jobToMessage(await held(call.request, started));
     }),
     stopJob: unary(async (call) => {
       const grace = call.request.gracePeriod;
       const graceMs = grace ? durationToMs(grace, 'grace_period') : undefined;
-      return jobToMessage(await executor.stopJob(call.request.id, graceMs, callBounds(call)));
+      const stopped = executor.stopJob(call.request.id, graceMs, callBounds(call));
+      return jobToMessage(await held(call.request, stopped));
     }),
     getJob: unary(async (call) =>
       jobToMessage(await executor.getJob(call.request.id, callBounds(call))),

@@ -276,6 +276,15 @@ export async function drain(client: JobServiceClient, id: string): Promise<numbe
   return bytes;
 }
 
+/** The API's audit lines so far, parsed. */
+export function auditLines(stack: Stack): Record<string, unknown>[] {
+  return stack
+    .apiLog()
+    .split('\n')
+    .filter((line) => line.includes('"audit":true'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 /** How a call ended, as `CODE: details` (or 'OK'). */
 export async function outcomeOf(promise: Promise<unknown>): Promise<string> {
   try {
