@@ -249,7 +249,11 @@ authz.run();
 
 const quotas = suite<{ stack: Stack }>('quotas');
 quotas.before(async (context) => {
-  context.stack = await startStack({ quotas: { maxRunningJobs: 3, maxRunningJobsPerIdentity: 2 } });
+  context.stack = await startStack(
+    { quotas: { maxRunningJobs: 3, maxRunningJobsPerIdentity: 2 } },
+    // The executor logs each request it receives (op and connection).
+    { logLevel: 'debug' },
+  );
 });
 quotas.after(async ({ stack }) => {
   await stack.close();
@@ -288,5 +292,33 @@ quotas('concurrent starts cannot overshoot a quota', async ({ stack }) => {
   assert.is(codes.filter((code) => code === status.OK).length, 2);
   assert.is(codes.filter((code) => code === status.RESOURCE_EXHAUSTED).length, 4);
 });
+
+quotas(
+  'concurrent starts are not serialised: their quota checks all go out before the first start',
+  async ({ stack }) => {
+    const ada = await stack.client('ada');
+    for (const job of (await list(ada, { state: JobState.JOB_STATE_RUNNING })).jobs)
+      await stop(ada, job.id);
+    const clients = await Promise.all(
+      (['alice', 'bob', 'ada'] as const).map((who) => stack.client(who)),
+    );
+    const logged = stack.executor.log().length;
+    const jobs = await Promise.all(clients.map((client) => start(client, sleepy)));
+    const requests = stack.executor
+      .log()
+      .slice(logged)
+      .split('\n')
+      .filter((line) => line.includes('"msg":"request"'))
+      .map((line) => JSON.parse(line) as { connection: number; op: string });
+    // Quota checks and starts share a connection; health probes have their own.
+    const firstStart = requests.findIndex((request) => request.op === 'start');
+    const connection = requests[firstStart]?.connection;
+    const before = requests
+      .slice(0, firstStart)
+      .filter((request) => request.connection === connection && request.op === 'list');
+    assert.is(before.length, 3, JSON.stringify(requests));
+    for (const job of jobs) await stop(ada, job.id);
+  },
+);
 
 quotas.run();
