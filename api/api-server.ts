@@ -11,6 +11,7 @@ import type { JobService } from './job-service.ts';
 import { HEALTH_SERVICE, JOB_SERVICE } from './service-definitions.ts';
 import { StartQuotas } from './start-quotas.ts';
 import type { MutualTls13Credentials } from './tls-credentials.ts';
+import { WatcherSlots } from './watcher-slots.ts';
 
 export interface ApiServerParts {
   config: Readonly<ApiConfig>;
@@ -42,7 +43,7 @@ export class ApiServer {
       executor,
       logger,
       quotas: new StartQuotas(executor, config.quotas),
-      maxWatchers: config.maxWatchers,
+      watchers: new WatcherSlots(config.maxWatchers, config.maxWatchersPerIdentity),
     });
     this.server.addService(JOB_SERVICE, this.jobs.handlers);
     this.server.addService(HEALTH_SERVICE, this.health.service());

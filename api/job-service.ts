@@ -16,13 +16,15 @@ import {
   listArgsFromRequest,
   specFromRequest,
 } from './job-messages.ts';
+import { peerIdentity } from './peer-identity.ts';
 import type { StartQuotas } from './start-quotas.ts';
+import type { WatcherSlots } from './watcher-slots.ts';
 
 export interface JobServiceParts {
   executor: ExecutorClient;
   quotas: StartQuotas;
   logger: Logger;
-  maxWatchers: number;
+  watchers: WatcherSlots;
 }
 
 export interface JobService {
@@ -57,17 +59,11 @@ export function jobService(parts: JobServiceParts): JobService {
     Parameters<JobServiceServer['watchJobOutput']>[0]['request'],
     ReturnType<typeof chunkToMessage>
   > = (call) => {
-    if (streams.size >= parts.maxWatchers) {
-      call.emit(
-        'error',
-        statusFor(
-          new JobError(
-            'resource-exhausted',
-            `the server already serves its maximum of ${parts.maxWatchers} output streams`,
-          ),
-          logger,
-        ),
-      );
+    let release: () => void;
+    try {
+      release = parts.watchers.take(peerIdentity(call.getAuthContext()).name);
+    } catch (error) {
+      call.emit('error', statusFor(error, logger));
       return;
     }
     // A watcher that goes away releases its executor stream at once.
@@ -103,6 +99,7 @@ export function jobService(parts: JobServiceParts): JobService {
         if (!gone.signal.aborted) call.emit('error', statusFor(error, logger));
       } finally {
         streams.delete(end);
+        release();
       }
     })();
   };

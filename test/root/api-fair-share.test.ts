@@ -2,7 +2,14 @@
 // identities (a bounded queue in the API, a limit on each identity's calls in flight).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Job, JobServiceClient } from '../../api/generated/jobworker/v1/jobworker.ts';
+import { status } from '@grpc/grpc-js';
+import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import type {
+  Job,
+  JobServiceClient,
+  OutputChunk,
+} from '../../api/generated/jobworker/v1/jobworker.ts';
+import { sleep } from './executor-kit.ts';
 import { outcomeOf, start, startStack, unary } from './api-kit.ts';
 import type { Stack } from './api-kit.ts';
 
@@ -12,16 +19,18 @@ interface Context {
   bob: JobServiceClient;
   alicesJob: string;
   bobsJob: string;
+  vera: JobServiceClient;
 }
 
 const fair = suite<Context>('fair share');
 fair.before(async (context) => {
-  context.stack = await startStack();
+  context.stack = await startStack({ maxWatchers: 6, maxWatchersPerIdentity: 2 });
   // Several connections, as a busy client would open.
   context.alice = await Promise.all([0, 1, 2, 3].map(() => context.stack.client('alice')));
   context.bob = await context.stack.client('bob');
   context.alicesJob = (await start(context.alice[0] as JobServiceClient, { argv: ['true'] })).id;
   context.bobsJob = (await start(context.bob, { argv: ['true'] })).id;
+  context.vera = await context.stack.client('vera');
 });
 fair.after(async ({ stack }) => {
   await stack.close();
@@ -55,6 +64,65 @@ fair(
             'RESOURCE_EXHAUSTED: too many calls of alice are waiting for the job executor; try again shortly',
         entry,
       );
+  },
+);
+
+/** Opens a watch of a running job; resolves once it streams, or with how it was refused. */
+function openWatch(
+  client: JobServiceClient,
+  id: string,
+): Promise<{ stream: ClientReadableStream<OutputChunk>; refused: string | null }> {
+  return new Promise((resolve) => {
+    const stream = client.watchJobOutput({ id, offset: 0 });
+    stream.once('data', () => resolve({ stream, refused: null }));
+    stream.on('error', (error: ServiceError) =>
+      resolve({ stream, refused: `${status[error.code]}: ${error.details}` }),
+    );
+  });
+}
+
+fair(
+  'one identity cannot take every output stream: a limit per identity besides the global one',
+  async ({ stack, alice, bob, vera }) => {
+    const ticking = { argv: ['sh', '-c', 'while :; do echo tick; sleep 0.1; done'] };
+    const alices = await start(alice[0] as JobServiceClient, ticking);
+    const bobs = await start(bob, ticking);
+    const opened = [
+      await openWatch(alice[0] as JobServiceClient, alices.id),
+      await openWatch(alice[1] as JobServiceClient, alices.id),
+    ];
+    const third = await openWatch(alice[2] as JobServiceClient, alices.id);
+    assert.is(
+      third.refused,
+      'RESOURCE_EXHAUSTED: alice already has the maximum of 2 output streams per identity',
+    );
+    // Others are not locked out, up to the global limit (6).
+    for (const [client, id] of [
+      [bob, bobs.id],
+      [bob, bobs.id],
+      [vera, alices.id],
+      [vera, bobs.id],
+    ] as const) {
+      const watch = await openWatch(client, id);
+      assert.is(watch.refused, null);
+      opened.push(watch);
+    }
+    const ada = await openWatch(await stack.client('ada'), alices.id);
+    assert.is(
+      ada.refused,
+      'RESOURCE_EXHAUSTED: the server already serves its maximum of 6 output streams',
+    );
+    // A stream that ends gives its place back.
+    opened[0]?.stream.cancel();
+    await sleep(200);
+    const again = await openWatch(alice[2] as JobServiceClient, alices.id);
+    assert.is(again.refused, null);
+    for (const watch of [...opened, again]) {
+      watch.stream.on('error', () => undefined);
+      watch.stream.cancel();
+    }
+    await unary(alice[0] as JobServiceClient, 'stopJob', { id: alices.id });
+    await unary(bob, 'stopJob', { id: bobs.id });
   },
 );
 

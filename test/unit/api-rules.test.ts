@@ -264,6 +264,10 @@ rules('api config: defaults complete and frozen; errors name the key', () => {
     refusal({ quotas: { maxRunningJobs: 1, maxRunningJobsPerIdentity: 2 } }),
     'api.json: quotas.maxRunningJobsPerIdentity: must be at most quotas.maxRunningJobs',
   );
+  assert.is(
+    refusal({ maxWatchers: 10, maxWatchersPerIdentity: 11 }),
+    'api.json: maxWatchersPerIdentity: must be at most maxWatchers',
+  );
   assert.is(refusal({ tlss: {} }), 'api.json: tlss: is not a known field');
 });
 
