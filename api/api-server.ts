@@ -7,6 +7,7 @@ import type { ApiConfig } from './config.ts';
 import type { ExecutorClient } from './executor-client.ts';
 import { HealthMonitor } from './health-service.ts';
 import { jobService } from './job-service.ts';
+import { OutputFanout } from './output-fanout.ts';
 import type { JobService } from './job-service.ts';
 import { HEALTH_SERVICE, JOB_SERVICE } from './service-definitions.ts';
 import { StartQuotas } from './start-quotas.ts';
@@ -44,6 +45,7 @@ export class ApiServer {
       logger,
       quotas: new StartQuotas(executor, config.quotas),
       watchers: new WatcherSlots(config.maxWatchers, config.maxWatchersPerIdentity),
+      fanout: new OutputFanout(executor),
     });
     this.server.addService(JOB_SERVICE, this.jobs.handlers);
     this.server.addService(HEALTH_SERVICE, this.health.service());

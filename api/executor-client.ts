@@ -19,26 +19,15 @@ import type {
   ListResult,
   OpArgs,
   OpResults,
-  OutputChunk,
-  OutputEnd,
-  Reply,
 } from '../shared/executor-protocol.ts';
 import { JobError } from '../shared/errors.ts';
-import { encodeFrame, FrameDecoder } from '../shared/framing.ts';
 import type { JobRecord, JobSpec } from '../shared/job.ts';
+import { ChunkCollector, ExecutorOutput } from './executor-output.ts';
+import type { OutputCollector, OutputEvent } from './executor-output.ts';
 import { FairAdmission } from './fair-admission.ts';
 import type { AdmissionLimits } from './fair-admission.ts';
-import {
-  connect,
-  ExecutorConnection,
-  fromWire,
-  notInTime,
-  unavailable,
-} from './executor-connection.ts';
+import { ExecutorConnection, notInTime, unavailable } from './executor-connection.ts';
 import type { RequestOptions } from './executor-connection.ts';
-
-/** Frames a stream may queue before its socket is paused (back-pressure to the executor). */
-const STREAM_QUEUE_FRAMES = 16;
 
 /** The longest the API waits for a get or list, whatever the client's deadline. */
 export const READ_MAX_MS = 10_000;
@@ -62,7 +51,7 @@ const ADMISSION: AdmissionLimits = {
   queuedTotal: 8192,
 };
 
-export type OutputEvent = { chunk: OutputChunk } | { end: OutputEnd };
+export type { OutputEvent } from './executor-output.ts';
 
 /** What bounds one call to the executor: whose it is, and how long its client waits. */
 export interface CallBounds {
@@ -86,8 +75,8 @@ export class ExecutorClient {
   private readonly probes: ExecutorConnection;
   private probing: { sentAt: number; answer: Promise<ProbeResult> } | null = null;
   private stalled = false;
-  /** Open output streams: how to end each one when the executor stops answering. */
-  private readonly streams = new Set<(error: JobError) => void>();
+  /** Open output streams, ended when the executor stops answering. */
+  private readonly outputs = new Set<ExecutorOutput<unknown>>();
 
   constructor(socketPath: string) {
     this.socketPath = socketPath;
@@ -149,70 +138,52 @@ export class ExecutorClient {
   }
 
   /**
-   * The job's output from `offset`, then one end event. Ends early, closing its connection, when
-   * the consumer stops iterating or `signal` aborts.
+   * A read-output stream of its own, its chunks handed to `collector` as they arrive; it ends
+   * UNAVAILABLE if the executor stops answering.
+   */
+  async openOutput<T>(
+    id: string,
+    offset: number,
+    collector: OutputCollector<T>,
+  ): Promise<ExecutorOutput<T>> {
+    if (this.stalled) throw this.notAnswering();
+    const output: ExecutorOutput<T> = await ExecutorOutput.open(
+      this.socketPath,
+      id,
+      offset,
+      collector,
+      () => this.outputs.delete(output),
+    );
+    this.outputs.add(output);
+    return output;
+  }
+
+  /**
+   * The job's output from `offset`, chunk by chunk, then one end event. Ends early, closing its
+   * connection, when the consumer stops iterating or `signal` aborts.
    */
   async *readOutput(id: string, offset: number, signal?: AbortSignal): AsyncGenerator<OutputEvent> {
-    if (this.stalled) throw this.notAnswering();
-    const socket = await connect(this.socketPath);
-    const decoder = new FrameDecoder();
-    const queue: Reply[] = [];
-    // Set by the socket's callbacks, read by the loop below.
-    const state: { failure: JobError | null; closed: boolean; wake: (() => void) | null } = {
-      failure: null,
-      closed: false,
-      wake: null,
-    };
-    const notify = () => {
-      state.wake?.();
-      state.wake = null;
-    };
-    const end = (error: JobError) => {
-      state.failure ??= error;
-      socket.destroy();
-    };
-    this.streams.add(end);
-    socket.on('data', (data: Buffer) => {
-      try {
-        queue.push(...(decoder.push(data) as Reply[]));
-      } catch (error) {
-        end(unavailable(this.socketPath, (error as Error).message));
-      }
-      if (queue.length >= STREAM_QUEUE_FRAMES) socket.pause();
-      notify();
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      state.failure ??= unavailable(this.socketPath, error.code ?? error.message);
-    });
-    socket.on('close', () => {
-      state.closed = true;
-      notify();
-    });
-    const abort = () => socket.destroy();
+    const output = await this.openOutput(id, offset, new ChunkCollector());
+    const abort = () => output.close();
     signal?.addEventListener('abort', abort, { once: true });
     try {
-      socket.write(encodeFrame({ id: 1, op: 'read-output', args: { id, offset } }));
       for (;;) {
-        const reply = queue.shift();
-        if (reply === undefined) {
+        let taken: { items: OutputEvent[]; ended: boolean };
+        try {
+          taken = await output.take(1);
+        } catch (error) {
           if (signal?.aborted) return;
-          if (state.failure) throw state.failure;
-          if (state.closed)
-            throw unavailable(this.socketPath, 'connection closed during the output stream');
-          await new Promise<void>((resolve) => (state.wake = resolve));
-          continue;
+          throw error;
         }
-        if (queue.length < STREAM_QUEUE_FRAMES / 2) socket.resume();
-        if ('chunk' in reply) yield { chunk: reply.chunk };
-        else if ('end' in reply) {
-          yield { end: reply.end };
+        yield* taken.items;
+        if (taken.ended) {
+          yield { end: output.summary };
           return;
-        } else if ('error' in reply) throw fromWire(reply.error);
+        }
       }
     } finally {
-      this.streams.delete(end);
       signal?.removeEventListener('abort', abort);
-      socket.destroy();
+      output.close();
     }
   }
 
@@ -231,7 +202,7 @@ export class ExecutorClient {
     const error = this.notAnswering();
     this.admission.refuseWaiting(error);
     for (const connection of this.pool) connection.stalled(error);
-    for (const end of this.streams) end(error);
+    for (const output of this.outputs) output.fail(error);
   }
 
   /** get, list: until the client's deadline or READ_MAX_MS; not once the client has gone. */

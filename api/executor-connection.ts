@@ -24,9 +24,12 @@ export function notInTime(): JobError {
   return new JobError('deadline-exceeded', 'the job executor did not answer in time');
 }
 
-export function connect(socketPath: string): Promise<net.Socket> {
+/** Connects to the executor's socket; `onread` for a reader with a buffer of its own. */
+export function connect(socketPath: string, onread?: net.OnReadOpts): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.createConnection(socketPath);
+    const socket = net.createConnection(
+      onread ? { path: socketPath, onread } : { path: socketPath },
+    );
     const timer = setTimeout(() => {
       socket.destroy();
       reject(unavailable(socketPath, 'connect timed out'));

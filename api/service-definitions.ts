@@ -1,5 +1,6 @@
 // The services as the server registers them: the generated definitions, each request checked
-// strictly (wire-check.ts) before ts-proto decodes it. A request that fails the check becomes a
+// strictly (wire-check.ts) before ts-proto decodes it, and output chunks passed on as the
+// fan-out serialised them. A request that fails the check becomes a
 // RefusedRequest, which the authorization interceptor answers with INVALID_ARGUMENT: grpc-js
 // would turn a decoder's exception into INTERNAL "Error deserializing request".
 import type { MethodDefinition } from '@grpc/grpc-js';
@@ -41,5 +42,12 @@ function readStrictly<Service extends Methods>(service: Service): Service {
   return Object.fromEntries(entries) as Service;
 }
 
-export const JOB_SERVICE = readStrictly(JobServiceService);
+/** WatchJobOutput's messages come serialised already (output-fanout.ts): passed on as they are. */
+export const JOB_SERVICE = {
+  ...readStrictly(JobServiceService),
+  watchJobOutput: {
+    ...readStrictly(JobServiceService).watchJobOutput,
+    responseSerialize: (message: Buffer): Buffer => message,
+  },
+};
 export const HEALTH_SERVICE = readStrictly(HealthService);
