@@ -29,12 +29,11 @@ function signalExecutor(stack: Stack, signal: 'SIGSTOP' | 'SIGCONT'): void {
   if (pid !== undefined && stack.executor.child.exitCode === null) process.kill(pid, signal);
 }
 
-/** How a call ended and after how long; a call still open after `limitMs` counts as hung. */
-async function ending(
-  call: Promise<unknown>,
-  limitMs = 45_000,
-): Promise<{ outcome: string; ms: number }> {
-  const started = Date.now();
+/**
+ * How a call ended; one still open after `limitMs` (far beyond every bound the server keeps)
+ * counts as hung.
+ */
+async function ending(call: Promise<unknown>, limitMs = 45_000): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<string>((resolve) => {
     timer = setTimeout(() => resolve('still waiting'), limitMs);
@@ -47,7 +46,7 @@ async function ending(
     hung,
   ]);
   clearTimeout(timer);
-  return { outcome, ms: Date.now() - started };
+  return outcome;
 }
 
 const listAll = (client: JobServiceClient) =>
@@ -100,25 +99,24 @@ stall(
         ),
       );
 
-      const short = await shortGet;
-      assert.match(short.outcome, /^DEADLINE_EXCEEDED/);
-      assert.ok(short.ms < 3000, `the 1 s deadline took ${short.ms} ms`);
-      assert.match((await startedWhileStopped).outcome, /^DEADLINE_EXCEEDED/);
+      assert.match(await shortGet, /^DEADLINE_EXCEEDED/);
+      assert.match(await startedWhileStopped, /^DEADLINE_EXCEEDED/);
       for (const [name, call] of [
         ['GetJob', getJob],
         ['ListJobs', listJobs],
       ] as const) {
-        const { outcome, ms } = await call;
+        // Ended by the server, with its own words: not hung, not the client's deadline.
+        const outcome = await call;
         assert.ok(
           outcome === UNAVAILABLE || outcome.startsWith('DEADLINE_EXCEEDED: the job executor'),
           `${name}: ${outcome}`,
         );
-        assert.ok(ms < 15_000, `${name} took ${ms} ms`);
       }
       await until('health', () => healthOf(stack), Serving.NOT_SERVING, 15_000);
       assert.is(await watchEnded, UNAVAILABLE, 'an open output stream ends, to be resumed');
 
-      // Once noticed, calls fail at once.
+      // Once noticed, calls fail at once: a start or stop would otherwise wait for the executor
+      // (up to 30 s, or the grace period) and end DEADLINE_EXCEEDED.
       for (const [name, call] of [
         ['GetJob', () => unary(ada, 'getJob', { id: running.id })],
         ['StartJob', () => start(ada, { argv: ['true'] })],
@@ -135,9 +133,7 @@ stall(
             }),
         ],
       ] as const) {
-        const { outcome, ms } = await ending(call());
-        assert.is(outcome, UNAVAILABLE, name);
-        assert.ok(ms < 2000, `${name} took ${ms} ms`);
+        assert.is(await ending(call()), UNAVAILABLE, name);
       }
     } finally {
       signalExecutor(stack, 'SIGCONT');
