@@ -1,10 +1,11 @@
 // Watcher fan-out through the real API, against a plain Node TLS 1.3 server in the same run: 100
 // watchers of one ended job's 64 MiB (aggregate delivered), and one watcher alone. The clients
 // are independent of this code: Debian's python3-grpcio (gRPC's C core) for the API, Python's
-// ssl (OpenSSL) for the plain server, each client on its own connection (bench/watch_clients.py).
-// Printed as ratios to the baseline, with the targets beside them; never asserted.
+// ssl (OpenSSL) for the plain server, each client on its own connection
+// (bench/python/watch_clients.py). Printed as ratios to the baseline, with the targets beside
+// them; never asserted.
 //
-//   sudo node --import tsx bench/watchers.ts      (also part of sudo npm run bench)
+//   sudo npm run bench      (or, after npm run build: sudo node --import tsx bench/watchers.ts)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -52,7 +53,7 @@ async function measure(
 
 function runClients(mode: 'grpc' | 'tls', args: string[]): Promise<Measured> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/python3', ['bench/watch_clients.py', mode, ...args], {
+    const child = spawn('/usr/bin/python3', ['bench/python/watch_clients.py', mode, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
