@@ -5,13 +5,14 @@ import type { Logger } from 'pino';
 import { authorizationInterceptor } from './authorization-interceptor.ts';
 import type { ApiConfig } from './config.ts';
 import type { ExecutorClient } from './executor-client.ts';
-import { HealthService } from './generated/grpc/health/v1/health.ts';
-import { JobServiceService } from './generated/jobworker/v1/jobworker.ts';
 import { HealthMonitor } from './health-service.ts';
 import { jobService } from './job-service.ts';
+import { OutputFanout } from './output-fanout.ts';
 import type { JobService } from './job-service.ts';
+import { HEALTH_SERVICE, JOB_SERVICE } from './service-definitions.ts';
 import { StartQuotas } from './start-quotas.ts';
 import type { MutualTls13Credentials } from './tls-credentials.ts';
+import { WatcherSlots } from './watcher-slots.ts';
 
 export interface ApiServerParts {
   config: Readonly<ApiConfig>;
@@ -43,10 +44,11 @@ export class ApiServer {
       executor,
       logger,
       quotas: new StartQuotas(executor, config.quotas),
-      maxWatchers: config.maxWatchers,
+      watchers: new WatcherSlots(config.maxWatchers, config.maxWatchersPerIdentity),
+      fanout: new OutputFanout(executor),
     });
-    this.server.addService(JobServiceService, this.jobs.handlers);
-    this.server.addService(HealthService, this.health.service());
+    this.server.addService(JOB_SERVICE, this.jobs.handlers);
+    this.server.addService(HEALTH_SERVICE, this.health.service());
   }
 
   /** Binds and starts serving; resolves with the bound port. */

@@ -30,8 +30,10 @@ export interface ApiConfig {
     /** Running jobs of one identity. */
     maxRunningJobsPerIdentity: number;
   };
-  /** Concurrent WatchJobOutput streams (each holds one executor connection). */
+  /** Concurrent WatchJobOutput streams. */
   maxWatchers: number;
+  /** ...of one identity. */
+  maxWatchersPerIdentity: number;
   /** Largest request message accepted. */
   maxRequestBytes: number;
   logLevel: LogLevel;
@@ -50,6 +52,7 @@ export const API_DEFAULTS: ApiConfig = {
   socketGroup: 'jobworker',
   quotas: { maxRunningJobs: 64, maxRunningJobsPerIdentity: 16 },
   maxWatchers: 200,
+  maxWatchersPerIdentity: 32,
   maxRequestBytes: 1024 * 1024,
   logLevel: 'info',
 };
@@ -88,6 +91,7 @@ const fileSchema = object({
     }),
   ),
   maxWatchers: optional(integer({ min: 1, max: 100_000 })),
+  maxWatchersPerIdentity: optional(integer({ min: 1, max: 100_000 })),
   maxRequestBytes: optional(integer({ min: 4096, max: 16 * 1024 * 1024, unit: 'bytes' })),
   logLevel: optional(oneOf(LOG_LEVELS)),
 });
@@ -106,6 +110,8 @@ const apiConfigSchema: Check<ApiConfig> = (value, field) => {
   if (config.quotas.maxRunningJobsPerIdentity > config.quotas.maxRunningJobs) {
     throw invalid('quotas.maxRunningJobsPerIdentity', 'must be at most quotas.maxRunningJobs');
   }
+  if (config.maxWatchersPerIdentity > config.maxWatchers)
+    throw invalid('maxWatchersPerIdentity', 'must be at most maxWatchers');
   return config;
 };
 

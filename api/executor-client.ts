@@ -1,203 +1,279 @@
 // The API's side of the executor socket: one wrapper per op, named to pair with the executor's
-// handlers (startJob ↔ answerStartJob). Unary calls share one connection, made on first use and
-// again after it drops; each output stream has a connection of its own, so a slow watcher only
-// ever holds back itself. Connection trouble surfaces as JobError('unavailable').
-import net from 'node:net';
+// handlers (startJob ↔ answerStartJob). Unary calls share a small pool of connections, each kept
+// below the executor's per-connection limit, and are shared fairly between identities
+// (fair-admission.ts): one identity's burst waits behind itself. Each output stream has a
+// connection of its own, so a slow watcher only ever holds back itself; health probes have one.
+//
+// Every call is bounded in time: a read (get, list) waits until the client's deadline or this
+// server's maximum, whichever comes first, and stops waiting when the client goes away. A start
+// or stop is skipped if its client has gone before it is sent, and once sent it is seen through
+// to the executor's answer (bounded by the server's maximum: a stop's follows its grace period),
+// so that its outcome is known and audited even when nobody waits for it any more.
+//
+// A probe that goes unanswered for PROBE_TIMEOUT_MS marks the executor as not answering (a
+// stopped or wedged process still accepts connections): reads waiting for it and output streams
+// end with UNAVAILABLE, and new calls fail at once, until it answers again.
 import type {
   ExecutorOp,
   ListArgs,
   ListResult,
   OpArgs,
   OpResults,
-  OutputChunk,
-  OutputEnd,
-  Reply,
-  WireError,
 } from '../shared/executor-protocol.ts';
-import { MAX_REQUEST_ID } from '../shared/executor-protocol.ts';
-import { isErrorCode, JobError } from '../shared/errors.ts';
-import { encodeFrame, FrameDecoder } from '../shared/framing.ts';
+import { JobError } from '../shared/errors.ts';
 import type { JobRecord, JobSpec } from '../shared/job.ts';
+import { ChunkCollector, ExecutorOutput } from './executor-output.ts';
+import type { OutputCollector, OutputEvent } from './executor-output.ts';
+import { FairAdmission } from './fair-admission.ts';
+import type { AdmissionLimits } from './fair-admission.ts';
+import { ExecutorConnection, notInTime, unavailable } from './executor-connection.ts';
+import type { RequestOptions } from './executor-connection.ts';
 
-/** Frames a stream may queue before its socket is paused (back-pressure to the executor). */
-const STREAM_QUEUE_FRAMES = 16;
-const CONNECT_TIMEOUT_MS = 2000;
+/** The longest the API waits for a get or list, whatever the client's deadline. */
+export const READ_MAX_MS = 10_000;
+/** ...for a start (the helper, cgroups and the record on a loaded host). */
+export const START_MAX_MS = 30_000;
+/** ...for a stop: its grace period plus this. */
+export const STOP_MARGIN_MS = 10_000;
+/** A stop without a grace period gets the executor's default, which is at most this (its config). */
+const UNSET_GRACE_MS = 60_000;
+/** An unanswered probe this old means the executor is not answering. */
+export const PROBE_TIMEOUT_MS = 5_000;
 
-export type OutputEvent = { chunk: OutputChunk } | { end: OutputEnd };
+/** Unary connections, and requests in flight on each (the executor allows 64 by default). */
+const POOL_CONNECTIONS = 4;
+const REQUESTS_PER_CONNECTION = 32;
+/** Fair shares: one identity's calls in flight, and those it may have waiting. */
+const ADMISSION: AdmissionLimits = {
+  capacity: POOL_CONNECTIONS * REQUESTS_PER_CONNECTION,
+  perIdentity: 32,
+  queuedPerIdentity: 512,
+  queuedTotal: 8192,
+};
 
-function fromWire(error: WireError): JobError {
-  const code = isErrorCode(error.code) ? error.code : 'internal';
-  return new JobError(code, String(error.message), error.details ?? {});
+export type { OutputEvent } from './executor-output.ts';
+
+/** What bounds one call to the executor: whose it is, and how long its client waits. */
+export interface CallBounds {
+  /** The client's identity (certificate CN). */
+  identity: string;
+  /** Epoch ms at which the client stops waiting; Infinity when it set no deadline. */
+  deadline: number;
+  /** Aborted when the client goes away. */
+  signal?: AbortSignal;
 }
 
-function unavailable(socketPath: string, cause: string): JobError {
-  return new JobError('unavailable', `executor at ${socketPath} is unavailable: ${cause}`);
-}
+/** For calls the API makes on its own behalf (and tests): no client deadline. */
+const UNBOUNDED: CallBounds = { identity: '', deadline: Infinity };
 
-function connect(socketPath: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection(socketPath);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(unavailable(socketPath, 'connect timed out'));
-    }, CONNECT_TIMEOUT_MS);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      resolve(socket);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(unavailable(socketPath, error.code ?? error.message));
-    });
-  });
-}
-
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (error: Error) => void;
-}
+export type ProbeResult = 'answering' | 'not-answering' | 'unreachable';
 
 export class ExecutorClient {
   readonly socketPath: string;
-  private connection: Promise<net.Socket> | null = null;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  private readonly pool: ExecutorConnection[];
+  private readonly admission = new FairAdmission(ADMISSION);
+  private readonly probes: ExecutorConnection;
+  private probing: { sentAt: number; answer: Promise<ProbeResult> } | null = null;
+  private stalled = false;
+  /** Open output streams, ended when the executor stops answering. */
+  private readonly outputs = new Set<ExecutorOutput<unknown>>();
 
   constructor(socketPath: string) {
     this.socketPath = socketPath;
+    this.pool = Array.from({ length: POOL_CONNECTIONS }, () => new ExecutorConnection(socketPath));
+    this.probes = new ExecutorConnection(socketPath);
   }
 
-  startJob(spec: JobSpec, owner: string): Promise<JobRecord> {
-    return this.call('start', { spec, owner });
+  /** False while the executor accepts requests but does not answer them. */
+  get answering(): boolean {
+    return !this.stalled;
   }
 
-  stopJob(id: string, graceMs?: number): Promise<JobRecord> {
-    return this.call('stop', graceMs === undefined ? { id } : { id, graceMs });
+  startJob(spec: JobSpec, owner: string, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
+    return this.change('start', { spec, owner }, START_MAX_MS, bounds);
   }
 
-  getJob(id: string): Promise<JobRecord> {
-    return this.call('get', { id });
+  stopJob(id: string, graceMs?: number, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
+    const args = graceMs === undefined ? { id } : { id, graceMs };
+    return this.change('stop', args, (graceMs ?? UNSET_GRACE_MS) + STOP_MARGIN_MS, bounds);
   }
 
-  listJobs(args: ListArgs = {}): Promise<ListResult> {
-    return this.call('list', args);
+  getJob(id: string, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
+    return this.read('get', { id }, bounds);
+  }
+
+  listJobs(args: ListArgs = {}, bounds: CallBounds = UNBOUNDED): Promise<ListResult> {
+    return this.read('list', args, bounds);
   }
 
   /**
-   * The job's output from `offset`, then one end event. Ends early, closing its connection, when
-   * the consumer stops iterating or `signal` aborts.
+   * Asks the executor for a sign of life, at most one question at a time: 'not-answering' when
+   * the question in flight is older than PROBE_TIMEOUT_MS. Meanwhile calls fail at once.
+   */
+  async probe(): Promise<ProbeResult> {
+    if (!this.probing) {
+      const answer = this.probes
+        .request('list', { limit: 1 }, { deadline: Infinity, leavesOnStall: false })
+        .then(
+          (): ProbeResult => 'answering',
+          (): ProbeResult => 'unreachable',
+        );
+      const probing = { sentAt: Date.now(), answer };
+      this.probing = probing;
+      void answer.then((result) => {
+        if (this.probing === probing) this.probing = null;
+        if (this.stalled) this.stalled = false;
+        return result;
+      });
+    }
+    const { sentAt, answer } = this.probing;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<ProbeResult>((resolve) => {
+      timer = setTimeout(() => resolve('not-answering'), sentAt + PROBE_TIMEOUT_MS - Date.now());
+    });
+    const result = await Promise.race([answer, late]);
+    clearTimeout(timer);
+    if (result === 'not-answering' && !this.stalled) this.stall();
+    return result;
+  }
+
+  /**
+   * A read-output stream of its own, its chunks handed to `collector` as they arrive; it ends
+   * UNAVAILABLE if the executor stops answering.
+   */
+  async openOutput<T>(
+    id: string,
+    offset: number,
+    collector: OutputCollector<T>,
+  ): Promise<ExecutorOutput<T>> {
+    if (this.stalled) throw this.notAnswering();
+    const output: ExecutorOutput<T> = await ExecutorOutput.open(
+      this.socketPath,
+      id,
+      offset,
+      collector,
+      () => this.outputs.delete(output),
+    );
+    this.outputs.add(output);
+    return output;
+  }
+
+  /**
+   * The job's output from `offset`, chunk by chunk, then one end event. Ends early, closing its
+   * connection, when the consumer stops iterating or `signal` aborts.
    */
   async *readOutput(id: string, offset: number, signal?: AbortSignal): AsyncGenerator<OutputEvent> {
-    const socket = await connect(this.socketPath);
-    const decoder = new FrameDecoder();
-    const queue: Reply[] = [];
-    // Set by the socket's callbacks, read by the loop below.
-    const state: { failure: JobError | null; closed: boolean; wake: (() => void) | null } = {
-      failure: null,
-      closed: false,
-      wake: null,
-    };
-    const notify = () => {
-      state.wake?.();
-      state.wake = null;
-    };
-    socket.on('data', (data: Buffer) => {
-      try {
-        queue.push(...(decoder.push(data) as Reply[]));
-      } catch (error) {
-        state.failure = unavailable(this.socketPath, (error as Error).message);
-        socket.destroy();
-      }
-      if (queue.length >= STREAM_QUEUE_FRAMES) socket.pause();
-      notify();
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      state.failure ??= unavailable(this.socketPath, error.code ?? error.message);
-    });
-    socket.on('close', () => {
-      state.closed = true;
-      notify();
-    });
-    const abort = () => socket.destroy();
+    const output = await this.openOutput(id, offset, new ChunkCollector());
+    const abort = () => output.close();
     signal?.addEventListener('abort', abort, { once: true });
     try {
-      socket.write(encodeFrame({ id: 1, op: 'read-output', args: { id, offset } }));
       for (;;) {
-        const reply = queue.shift();
-        if (reply === undefined) {
+        let taken: { items: OutputEvent[]; ended: boolean };
+        try {
+          taken = await output.take(1);
+        } catch (error) {
           if (signal?.aborted) return;
-          if (state.failure) throw state.failure;
-          if (state.closed)
-            throw unavailable(this.socketPath, 'connection closed during the output stream');
-          await new Promise<void>((resolve) => (state.wake = resolve));
-          continue;
+          throw error;
         }
-        if (queue.length < STREAM_QUEUE_FRAMES / 2) socket.resume();
-        if ('chunk' in reply) yield { chunk: reply.chunk };
-        else if ('end' in reply) {
-          yield { end: reply.end };
+        yield* taken.items;
+        if (taken.ended) {
+          yield { end: output.summary };
           return;
-        } else if ('error' in reply) throw fromWire(reply.error);
+        }
       }
     } finally {
       signal?.removeEventListener('abort', abort);
-      socket.destroy();
+      output.close();
     }
   }
 
-  /** Closes the shared connection; calls in flight fail with unavailable. */
+  /** Closes every connection; calls in flight fail with unavailable. */
   close(): void {
-    void this.connection?.then((socket) => socket.destroy()).catch(() => undefined);
-    this.connection = null;
+    for (const connection of this.pool) connection.close();
+    this.probes.close();
   }
 
-  private async call<Op extends Exclude<ExecutorOp, 'read-output'>>(
+  private notAnswering(): JobError {
+    return unavailable(this.socketPath, `no answer to a probe for ${PROBE_TIMEOUT_MS / 1000} s`);
+  }
+
+  private stall(): void {
+    this.stalled = true;
+    const error = this.notAnswering();
+    this.admission.refuseWaiting(error);
+    for (const connection of this.pool) connection.stalled(error);
+    for (const output of this.outputs) output.fail(error);
+  }
+
+  /** get, list: until the client's deadline or READ_MAX_MS; not once the client has gone. */
+  private async read<Op extends 'get' | 'list'>(
     op: Op,
     args: OpArgs[Op],
+    bounds: CallBounds,
   ): Promise<OpResults[Op]> {
-    const socket = await this.connected();
-    const id = this.nextId;
-    this.nextId = this.nextId >= MAX_REQUEST_ID ? 1 : this.nextId + 1;
-    return new Promise<OpResults[Op]>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      socket.write(encodeFrame({ id, op, args }));
-    });
+    return (await this.send(op, args, bounds, READ_MAX_MS, false)) as OpResults[Op];
   }
 
-  private connected(): Promise<net.Socket> {
-    if (this.connection) return this.connection;
-    const connection = connect(this.socketPath).then((socket) => {
-      const decoder = new FrameDecoder();
-      socket.on('data', (data: Buffer) => {
-        let replies: Reply[];
-        try {
-          replies = decoder.push(data) as Reply[];
-        } catch (error) {
-          socket.destroy(error as Error);
-          return;
-        }
-        for (const reply of replies) {
-          const pending = this.pending.get(reply.id);
-          if (!pending) continue;
-          this.pending.delete(reply.id);
-          if ('ok' in reply) pending.resolve(reply.ok);
-          else if ('error' in reply) pending.reject(fromWire(reply.error));
-        }
-      });
-      socket.on('error', () => undefined); // 'close' follows and says what matters
-      socket.on('close', () => {
-        if (this.connection === connection) this.connection = null;
-        for (const [id, pending] of this.pending) {
-          this.pending.delete(id);
-          pending.reject(unavailable(this.socketPath, 'connection closed'));
-        }
-      });
-      return socket;
-    });
-    connection.catch(() => {
-      if (this.connection === connection) this.connection = null;
-    });
-    this.connection = connection;
-    return connection;
+  /**
+   * start, stop: not sent once the client has gone; once sent, awaited until the executor
+   * answers (at most `maxMs`), whether or not the client still waits.
+   */
+  private async change<Op extends 'start' | 'stop'>(
+    op: Op,
+    args: OpArgs[Op],
+    maxMs: number,
+    bounds: CallBounds,
+  ): Promise<OpResults[Op]> {
+    return (await this.send(op, args, bounds, maxMs, true)) as OpResults[Op];
+  }
+
+  /**
+   * Waits for a place (fair-admission.ts), then sends on the first connection with room; the place is
+   * given back once the executor has answered. The wait ends at the client's deadline or
+   * `maxMs`, or when the client goes away. Once sent, a read still ends with the client, a
+   * change (`seeThrough`) is awaited for `maxMs` whatever the client does.
+   */
+  private async send(
+    op: ExecutorOp,
+    args: unknown,
+    bounds: CallBounds,
+    maxMs: number,
+    seeThrough: boolean,
+  ): Promise<unknown> {
+    if (this.stalled) throw this.notAnswering();
+    const deadline = Math.min(bounds.deadline, Date.now() + maxMs);
+    const release = await this.admission.acquire(bounds.identity, deadline, bounds.signal);
+    const refusal = this.refusal(bounds, deadline);
+    if (refusal) {
+      release();
+      throw refusal;
+    }
+    const connection = this.connectionWithRoom();
+    const options: RequestOptions = seeThrough
+      ? { deadline: Date.now() + maxMs, leavesOnStall: false, onFinished: release }
+      : { deadline, leavesOnStall: true, onFinished: release };
+    if (!seeThrough && bounds.signal) options.signal = bounds.signal;
+    return connection.request(op, args, options);
+  }
+
+  /**
+   * The first connection with room: one is filled before the next is opened. The admission's
+   * capacity is the pool's, so one always has room; the least busy otherwise, to be safe.
+   */
+  private connectionWithRoom(): ExecutorConnection {
+    let least = this.pool[0] as ExecutorConnection;
+    for (const connection of this.pool) {
+      if (connection.inFlight < REQUESTS_PER_CONNECTION) return connection;
+      if (connection.inFlight < least.inFlight) least = connection;
+    }
+    return least;
+  }
+
+  /** Why a call that has its place is not sent after all: its client is gone, or the executor. */
+  private refusal(bounds: CallBounds, deadline: number): JobError | null {
+    if (bounds.signal?.aborted) return new JobError('cancelled', 'the caller went away');
+    if (Date.now() >= deadline) return notInTime();
+    if (this.stalled) return this.notAnswering();
+    return null;
   }
 }

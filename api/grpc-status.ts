@@ -13,6 +13,8 @@ const CODE_FOR: Record<ErrorCode, status> = {
   'permission-denied': status.PERMISSION_DENIED,
   'resource-exhausted': status.RESOURCE_EXHAUSTED,
   unavailable: status.UNAVAILABLE,
+  'deadline-exceeded': status.DEADLINE_EXCEEDED,
+  cancelled: status.CANCELLED,
   'protocol-error': status.INTERNAL,
   internal: status.INTERNAL,
 };
@@ -24,21 +26,33 @@ const RENAMED: Record<string, string> = {
   after: 'page_token',
 };
 
+/** The proto's map fields: in a path, what follows one of them is a key (data), never renamed. */
+const MAP_FIELDS = new Set(['env']);
+
+const protoName = (name: string) =>
+  RENAMED[name] ?? name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+
 export function protoFieldPath(path: string): string {
   // Only the dotted path is renamed; what follows it (` key "MY_VAR"`) is the caller's own text.
   const space = path.indexOf(' ');
   const [dotted, rest] = space < 0 ? [path, ''] : [path.slice(0, space), path.slice(space)];
-  const renamed = dotted
-    .replace(/^spec\./, '')
-    .split('.')
-    .map((part) => RENAMED[part] ?? part.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`))
-    .join('.');
-  return renamed + rest;
+  const parts = dotted.replace(/^spec\./, '').split('.');
+  const renamed: string[] = [];
+  for (const [index, part] of parts.entries()) {
+    if (index > 0 && MAP_FIELDS.has(parts[index - 1] ?? '')) {
+      // `env.MY_VAR` is the value under key MY_VAR: `env["MY_VAR"]`, the key as it was sent.
+      renamed[renamed.length - 1] += `[${JSON.stringify(parts.slice(index).join('.'))}]`;
+      break;
+    }
+    renamed.push(protoName(part));
+  }
+  return renamed.join('.') + rest;
 }
 
 function callerMessage(error: JobError): string {
   switch (error.code) {
     case 'invalid-argument': {
+      if (error.details.spelling === 'proto') return error.message;
       const colon = error.message.indexOf(': ');
       return colon < 0
         ? error.message
@@ -49,6 +63,9 @@ function callerMessage(error: JobError): string {
     case 'protocol-error':
     case 'internal':
       return 'internal error';
+    // Written by the API for its clients.
+    case 'deadline-exceeded':
+    case 'cancelled':
     case 'not-found':
     case 'start-failed':
     case 'failed-precondition':
@@ -63,6 +80,11 @@ export interface CallStatus {
   code: status;
   details: string;
   metadata: Metadata;
+}
+
+/** The status code an error is answered with. */
+export function statusCodeFor(error: unknown): status {
+  return error instanceof JobError ? CODE_FOR[error.code] : status.INTERNAL;
 }
 
 export function statusFor(error: unknown, logger: Logger): CallStatus {

@@ -1,6 +1,7 @@
-// The standard gRPC health service. The API serves while it can reach the executor; it probes the
-// executor every few seconds (which also re-establishes the executor connection after an outage)
-// and reports NOT_SERVING while it cannot.
+// The standard gRPC health service. The API serves while the executor answers it: it probes the
+// executor every few seconds (which also re-establishes the connection after an outage) and
+// reports NOT_SERVING while the executor is unreachable, or reachable but not answering (a
+// stopped or wedged process), and SERVING again once it answers.
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
@@ -40,12 +41,10 @@ export class HealthMonitor {
   }
 
   async probe(): Promise<void> {
-    try {
-      await this.executor.listJobs({ limit: 1 });
-      this.set(ServingStatus.SERVING);
-    } catch {
-      this.set(ServingStatus.NOT_SERVING);
-    }
+    const result = await this.executor.probe();
+    if (result !== 'answering' && this.current === ServingStatus.SERVING)
+      this.logger.warn({ executor: result }, 'executor probe failed');
+    this.set(result === 'answering' ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   }
 
   private set(next: ServingStatus): void {

@@ -1,6 +1,6 @@
 // Between the proto's messages and the shared job model. Requests become JobSpecs checked by the
 // same schema the executor applies (so errors name the field early); records become Job messages.
-import type { ListArgs, OutputChunk as ExecutorChunk } from '../shared/executor-protocol.ts';
+import type { ListArgs } from '../shared/executor-protocol.ts';
 import { JOB_ID } from '../shared/executor-protocol.ts';
 import type {
   EndReason as ExecutorEndReason,
@@ -16,12 +16,10 @@ import type { Duration } from './generated/google/protobuf/duration.ts';
 import {
   EndReason,
   JobState,
-  OutputStream,
   StorageKind,
   type Job,
   type Limits,
   type ListJobsRequest,
-  type OutputChunk,
   type StartJobRequest,
 } from './generated/jobworker/v1/jobworker.ts';
 
@@ -143,15 +141,4 @@ export function jobToMessage(record: JobRecord): Job {
   if (record.endedAt !== null) job.endedAt = new Date(record.endedAt);
   if (record.usage) job.usage = { ...record.usage };
   return job;
-}
-
-export function chunkToMessage(chunk: ExecutorChunk): OutputChunk {
-  return {
-    stream:
-      chunk.stream === 'stdout'
-        ? OutputStream.OUTPUT_STREAM_STDOUT
-        : OutputStream.OUTPUT_STREAM_STDERR,
-    offset: chunk.offset,
-    data: Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength),
-  };
 }

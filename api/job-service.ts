@@ -1,34 +1,61 @@
 // The JobService handlers. Authorization has already been decided by the interceptor before any
 // of these runs; handlers translate, forward to the executor and stream.
-import type { handleServerStreamingCall, handleUnaryCall, ServerUnaryCall } from '@grpc/grpc-js';
+import type {
+  handleServerStreamingCall,
+  handleUnaryCall,
+  ServerUnaryCall,
+  ServerWritableStream,
+  UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { drainedOrAborted } from '../shared/back-pressure.ts';
 import { JobError } from '../shared/errors.ts';
+import { auditOf } from './call-audit.ts';
+import { callBounds } from './call-bounds.ts';
 import type { ExecutorClient } from './executor-client.ts';
-import type { JobServiceServer } from './generated/jobworker/v1/jobworker.ts';
+import type {
+  JobServiceServer,
+  WatchJobOutputRequest,
+} from './generated/jobworker/v1/jobworker.ts';
 import { statusFor } from './grpc-status.ts';
 import {
-  chunkToMessage,
   durationToMs,
   jobToMessage,
   listArgsFromRequest,
   specFromRequest,
 } from './job-messages.ts';
+import type { OutputFanout, OutputSink } from './output-fanout.ts';
 import { peerIdentity } from './peer-identity.ts';
 import type { StartQuotas } from './start-quotas.ts';
+import type { WatcherSlots } from './watcher-slots.ts';
 
 export interface JobServiceParts {
   executor: ExecutorClient;
+  fanout: OutputFanout;
   quotas: StartQuotas;
   logger: Logger;
-  maxWatchers: number;
+  watchers: WatcherSlots;
+}
+
+/**
+ * The generated server interface, but WatchJobOutput writes OutputChunk messages already
+ * serialised (once, for every watcher: output-fanout.ts); service-definitions.ts passes them on.
+ */
+export interface JobServiceHandlers extends UntypedServiceImplementation {
+  startJob: JobServiceServer['startJob'];
+  stopJob: JobServiceServer['stopJob'];
+  getJob: JobServiceServer['getJob'];
+  listJobs: JobServiceServer['listJobs'];
+  watchJobOutput: handleServerStreamingCall<WatchJobOutputRequest, Buffer>;
 }
 
 export interface JobService {
-  handlers: JobServiceServer;
+  handlers: JobServiceHandlers;
   /** Ends every output stream now (UNAVAILABLE: resume from the last offset); for shutdown. */
   endStreams(): void;
 }
+
+/** Messages a watcher may have handed to grpc-js and not yet written out (each ≤ 1 MiB). */
+const MESSAGES_IN_FLIGHT = 2;
 
 export function jobService(parts: JobServiceParts): JobService {
   const { executor, logger } = parts;
@@ -47,24 +74,43 @@ export function jobService(parts: JobServiceParts): JobService {
     };
   }
 
-  const watchJobOutput: handleServerStreamingCall<
-    Parameters<JobServiceServer['watchJobOutput']>[0]['request'],
-    ReturnType<typeof chunkToMessage>
-  > = (call) => {
-    if (streams.size >= parts.maxWatchers) {
-      call.emit(
-        'error',
-        statusFor(
-          new JobError(
-            'resource-exhausted',
-            `the server already serves its maximum of ${parts.maxWatchers} output streams`,
-          ),
-          logger,
-        ),
-      );
+  /**
+   * A watcher's stream as the fan-out's sink: at most MESSAGES_IN_FLIGHT messages handed to
+   * grpc-js and not yet written out (flow control holds them), so a slow watcher waits alone.
+   */
+  function callSink(call: ServerWritableStream<WatchJobOutputRequest, Buffer>): OutputSink {
+    let inFlight = 0;
+    let room: (() => void) | null = null;
+    return {
+      async ready() {
+        while (inFlight >= MESSAGES_IN_FLIGHT)
+          await new Promise<void>((resolve) => (room = resolve));
+      },
+      send(wire) {
+        inFlight += 1;
+        call.write(wire, () => {
+          inFlight -= 1;
+          room?.();
+          room = null;
+        });
+      },
+    };
+  }
+
+  /** Work whose outcome the call's audit must report, whether or not its client still waits. */
+  function held<T>(request: object, work: Promise<T>): Promise<T> {
+    return auditOf(request)?.hold(work) ?? work;
+  }
+
+  const watchJobOutput: handleServerStreamingCall<WatchJobOutputRequest, Buffer> = (call) => {
+    let release: () => void;
+    try {
+      release = parts.watchers.take(peerIdentity(call.getAuthContext()).name);
+    } catch (error) {
+      call.emit('error', statusFor(error, logger));
       return;
     }
-    // A watcher that goes away releases its executor stream at once.
+    // A watcher that goes away releases its place in the fan-out at once.
     const gone = new AbortController();
     call.on('cancelled', () => gone.abort());
     const end = () => {
@@ -79,42 +125,45 @@ export function jobService(parts: JobServiceParts): JobService {
       );
     };
     streams.add(end);
-    void (async () => {
-      try {
-        for await (const event of executor.readOutput(
-          call.request.id,
-          call.request.offset,
-          gone.signal,
-        )) {
-          if (!('chunk' in event)) continue;
-          // gRPC flow control: a slow watcher's writes back up here, and so does its executor
-          // stream; the job and the other watchers go on.
-          if (!call.write(chunkToMessage(event.chunk))) await drainedOrAborted(call, gone.signal);
-          if (gone.signal.aborted) return;
-        }
-        if (!gone.signal.aborted) call.end();
-      } catch (error) {
-        if (!gone.signal.aborted) call.emit('error', statusFor(error, logger));
-      } finally {
+    const { id, offset } = call.request;
+    parts.fanout
+      .watch(id, offset, callSink(call), gone.signal)
+      .then(
+        () => {
+          if (!gone.signal.aborted) call.end();
+        },
+        (error: unknown) => {
+          if (!gone.signal.aborted) call.emit('error', statusFor(error, logger));
+        },
+      )
+      .finally(() => {
         streams.delete(end);
-      }
-    })();
+        release();
+      });
   };
 
-  const handlers: JobServiceServer = {
+  const handlers: JobServiceHandlers = {
+    // A start or stop is seen through even when its client has gone, and audited when it settles.
     startJob: unary(async (call) => {
-      const owner = peerIdentity(call.getAuthContext()).name;
+      const bounds = callBounds(call);
+      const owner = bounds.identity;
       const spec = specFromRequest(call.request);
-      return jobToMessage(await parts.quotas.start(owner, () => executor.startJob(spec, owner)));
+      const started = parts.quotas.start(owner, bounds, () =>
+        executor.startJob(spec, owner, bounds),
+      );
+      return jobToMessage(await held(call.request, started));
     }),
     stopJob: unary(async (call) => {
       const grace = call.request.gracePeriod;
       const graceMs = grace ? durationToMs(grace, 'grace_period') : undefined;
-      return jobToMessage(await executor.stopJob(call.request.id, graceMs));
+      const stopped = executor.stopJob(call.request.id, graceMs, callBounds(call));
+      return jobToMessage(await held(call.request, stopped));
     }),
-    getJob: unary(async (call) => jobToMessage(await executor.getJob(call.request.id))),
+    getJob: unary(async (call) =>
+      jobToMessage(await executor.getJob(call.request.id, callBounds(call))),
+    ),
     listJobs: unary(async (call) => {
-      const page = await executor.listJobs(listArgsFromRequest(call.request));
+      const page = await executor.listJobs(listArgsFromRequest(call.request), callBounds(call));
       const last = page.jobs.at(-1);
       return { jobs: page.jobs.map(jobToMessage), nextPageToken: page.more && last ? last.id : '' };
     }),

@@ -256,3 +256,4 @@ try {
 }
 await import('./jobctl-startup.ts');
 await import('./start-path.ts');
+await import('./watchers.ts');

@@ -18,6 +18,10 @@ export const ERROR_CODES = {
   'protocol-error': 'the request is not part of the executor protocol',
   /** The executor cannot be reached (client side: connection refused, closed, timed out). */
   unavailable: 'the executor cannot be reached',
+  /** The executor did not answer within the call's deadline (client side only). */
+  'deadline-exceeded': 'the executor did not answer in time',
+  /** The caller went away before the call was made (API side only). */
+  cancelled: 'the caller went away',
   /** Something failed inside the executor; the details are in the executor's log only. */
   internal: 'internal executor error',
 } as const;

@@ -100,6 +100,18 @@ export class FrameDecoder {
     return values;
   }
 
+  /**
+   * As push(), for a reader that reuses its read buffer: each value goes to `onValue` at once and
+   * may hold views of `chunk`, valid only during that call; what `chunk` leaves of an unfinished
+   * frame is copied. A frame that lies whole inside `chunk` is never copied.
+   */
+  pushEach(chunk: Buffer, onValue: (value: unknown) => void): void {
+    for (const value of this.push(chunk)) onValue(value);
+    this.chunks = this.chunks.map((kept) =>
+      kept.buffer === chunk.buffer ? Buffer.from(kept) : kept,
+    );
+  }
+
   /** Bytes received but not yet part of a complete frame. */
   get pendingBytes(): number {
     return this.buffered;

@@ -86,11 +86,14 @@ export function number(rules: NumberRules): Check<number> {
         `must be a number, not ${typeof value === 'number' ? 'NaN' : describe(value)}`,
       );
     }
-    if (rules.integer && !Number.isSafeInteger(value))
-      throw invalid(field, 'must be a whole number');
+    if (rules.integer && !Number.isInteger(value)) throw invalid(field, 'must be a whole number');
     if (!Number.isFinite(value)) throw invalid(field, 'must be finite');
+    // The range before exactness: a whole number too large to be exact is out of range, and
+    // saying so names the rule the caller broke.
     if (value < rules.min) throw invalid(field, `must be at least ${rules.min}${unit}`);
     if (value > rules.max) throw invalid(field, `must be at most ${rules.max}${unit}`);
+    if (rules.integer && !Number.isSafeInteger(value))
+      throw invalid(field, `must be at most ${Number.MAX_SAFE_INTEGER}${unit}`);
     return value;
   };
 }

@@ -24,6 +24,12 @@ const envelope = object({
 const MAX_UNREAD_REPLY_BYTES = 4 * 1024 * 1024;
 /** A connection we closed for a protocol error gets this long to take its answer. */
 const CLOSE_GRACE_MS = 1000;
+/**
+ * A frame must arrive whole within this long of its first byte, or the connection is closed: a
+ * peer must not hold a connection (one of maxConnections) forever on a partial frame. Generous:
+ * the API writes each frame at once, and only root and the socket group can connect.
+ */
+export const PARTIAL_FRAME_TIMEOUT_MS = 30_000;
 
 export interface ConnectionParts {
   runtime: JobRuntime;
@@ -49,13 +55,18 @@ export class Connection {
   private inFlight = 0;
   private streaming = false;
   private failed = false;
+  /** Runs while a partial frame is buffered and we are reading (see PARTIAL_FRAME_TIMEOUT_MS). */
+  private partialFrameTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: net.Socket, parts: ConnectionParts, connectionId: number) {
     this.socket = socket;
     this.parts = parts;
     this.logger = parts.logger.child({ connection: connectionId });
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('close', () => this.closed.abort());
+    socket.on('close', () => {
+      this.stopPartialFrameTimer();
+      this.closed.abort();
+    });
     socket.on('error', (error) => this.logger.debug({ err: error }, 'connection error'));
   }
 
@@ -80,6 +91,37 @@ export class Connection {
       if (this.failed) return;
       this.dispatch(value);
     }
+    // Each completed frame starts the clock again for the one after it.
+    if (values.length > 0) this.stopPartialFrameTimer();
+    this.watchPartialFrame();
+  }
+
+  /** Starts the partial-frame timer when a frame is under way, stops it when none is. */
+  private watchPartialFrame(): void {
+    if (this.failed || this.decoder.pendingBytes === 0 || this.socket.isPaused()) {
+      this.stopPartialFrameTimer();
+      return;
+    }
+    if (this.partialFrameTimer) return;
+    const timer = setTimeout(() => {
+      // Timers run before pending reads in the event loop: after a long pause of this process,
+      // let the bytes that are already here land first, then judge.
+      setImmediate(() => {
+        if (this.partialFrameTimer !== timer || this.decoder.pendingBytes === 0) return;
+        this.partialFrameTimer = null;
+        this.refuse(
+          0,
+          `no complete frame within ${PARTIAL_FRAME_TIMEOUT_MS / 1000} s of its first byte`,
+        );
+      });
+    }, PARTIAL_FRAME_TIMEOUT_MS);
+    timer.unref();
+    this.partialFrameTimer = timer;
+  }
+
+  private stopPartialFrameTimer(): void {
+    if (this.partialFrameTimer) clearTimeout(this.partialFrameTimer);
+    this.partialFrameTimer = null;
   }
 
   private dispatch(value: unknown): void {
@@ -189,9 +231,14 @@ export class Connection {
     }
     const flowing = this.socket.write(frame);
     if (this.socket.writableLength > MAX_UNREAD_REPLY_BYTES && !this.socket.isPaused()) {
-      // The client is not reading its answers: stop taking its requests until it does.
+      // The client is not reading its answers: stop taking its requests until it does (and
+      // do not time its partial frame meanwhile: we are the ones not reading it).
       this.socket.pause();
-      this.socket.once('drain', () => this.socket.resume());
+      this.stopPartialFrameTimer();
+      this.socket.once('drain', () => {
+        this.socket.resume();
+        this.watchPartialFrame();
+      });
     }
     return flowing;
   }
@@ -199,6 +246,7 @@ export class Connection {
   /** Outside the protocol: answer once, then close. */
   private refuse(id: number, message: string): void {
     this.failed = true;
+    this.stopPartialFrameTimer();
     this.logger.warn({ id, message }, 'protocol error; closing connection');
     this.send({ id, error: { code: 'protocol-error', message } });
     this.socket.end();

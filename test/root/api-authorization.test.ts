@@ -10,7 +10,7 @@ import type {
   ListJobsResponse,
 } from '../../api/generated/jobworker/v1/jobworker.ts';
 import { JobState } from '../../api/generated/jobworker/v1/jobworker.ts';
-import { codeOf, start, startStack, unary, watch } from './api-kit.ts';
+import { auditLines, codeOf, start, startStack, unary, watch } from './api-kit.ts';
 import type { Stack, Who } from './api-kit.ts';
 import { availableParallelism } from 'node:os';
 
@@ -154,6 +154,10 @@ authz(
         'INVALID_ARGUMENT: env key "9LIVES": must be a name of letters, digits and _, not starting with a digit',
       ],
       [
+        () => start(as.alice, { argv: ['true'], env: { MY_VAR: 'a\0b' } }),
+        'INVALID_ARGUMENT: env["MY_VAR"]: must not contain a NUL character',
+      ],
+      [
         () => start(as.alice, { argv: ['true'], limits: { memoryBytes: 1024 } }),
         'INVALID_ARGUMENT: limits.memory_bytes: must be at least 4194304 bytes',
       ],
@@ -212,16 +216,13 @@ authz('a request above the size bound is refused before it is read', async ({ as
 });
 
 authz(
-  'every call leaves one audit line: who, role, method, job, outcome',
+  'every call is audited when received and once with its outcome: who, role, method, job',
   async ({ stack, as }) => {
     const job = await start(as.alice, { argv: ['true'] });
     await codeOf(get(as.bob, job.id));
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const lines = stack
-      .apiLog()
-      .split('\n')
-      .filter((line) => line.includes('"audit":true') && line.includes(job.id))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const audit = auditLines(stack);
+    const completed = audit.filter((entry) => entry.stage === 'completed' && entry.job === job.id);
     const pick = (entry: Record<string, unknown>) => [
       entry.who,
       entry.role,
@@ -229,16 +230,17 @@ authz(
       entry.job,
       entry.outcome,
     ];
-    assert.equal(lines.map(pick), [
+    assert.equal(completed.map(pick), [
       ['alice', 'user', '/jobworker.v1.JobService/StartJob', job.id, 'OK'],
       ['bob', 'user', '/jobworker.v1.JobService/GetJob', job.id, 'NOT_FOUND'],
     ]);
-    const refused = stack
-      .apiLog()
-      .split('\n')
-      .filter((line) => line.includes('"audit":true') && line.includes('"who":"nora"'));
+    for (const entry of completed) {
+      const stages = audit.filter((line) => line.call === entry.call).map((line) => line.stage);
+      assert.equal(stages, ['received', 'completed']);
+    }
+    const refused = audit.filter((entry) => entry.who === 'nora' && entry.stage === 'completed');
     assert.ok(
-      refused.length > 0 && refused.every((line) => line.includes('"outcome":"PERMISSION_DENIED"')),
+      refused.length > 0 && refused.every((entry) => entry.outcome === 'PERMISSION_DENIED'),
     );
   },
 );
@@ -247,7 +249,11 @@ authz.run();
 
 const quotas = suite<{ stack: Stack }>('quotas');
 quotas.before(async (context) => {
-  context.stack = await startStack({ quotas: { maxRunningJobs: 3, maxRunningJobsPerIdentity: 2 } });
+  context.stack = await startStack(
+    { quotas: { maxRunningJobs: 3, maxRunningJobsPerIdentity: 2 } },
+    // The executor logs each request it receives (op and connection).
+    { logLevel: 'debug' },
+  );
 });
 quotas.after(async ({ stack }) => {
   await stack.close();
@@ -286,5 +292,31 @@ quotas('concurrent starts cannot overshoot a quota', async ({ stack }) => {
   assert.is(codes.filter((code) => code === status.OK).length, 2);
   assert.is(codes.filter((code) => code === status.RESOURCE_EXHAUSTED).length, 4);
 });
+
+quotas(
+  'concurrent starts are not serialised: their quota checks all go out before the first start',
+  async ({ stack }) => {
+    const ada = await stack.client('ada');
+    for (const job of (await list(ada, { state: JobState.JOB_STATE_RUNNING })).jobs)
+      await stop(ada, job.id);
+    // Two starts on one connection arrive together (ada may run two: the per-identity quota).
+    const logged = stack.executor.log().length;
+    const jobs = await Promise.all([start(ada, sleepy), start(ada, sleepy)]);
+    const requests = stack.executor
+      .log()
+      .slice(logged)
+      .split('\n')
+      .filter((line) => line.includes('"msg":"request"'))
+      .map((line) => JSON.parse(line) as { connection: number; op: string });
+    // Quota checks and starts share a connection; health probes have their own.
+    const firstStart = requests.findIndex((request) => request.op === 'start');
+    const connection = requests[firstStart]?.connection;
+    const before = requests
+      .slice(0, firstStart)
+      .filter((request) => request.connection === connection && request.op === 'list');
+    assert.is(before.length, 2, JSON.stringify(requests));
+    for (const job of jobs) await stop(ada, job.id);
+  },
+);
 
 quotas.run();

@@ -6,7 +6,12 @@ import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { compiledPath } from '../../shared/app-layout.ts';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
-import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import type { Client, ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import { HealthClient } from '../../api/generated/grpc/health/v1/health.ts';
+import type {
+  HealthCheckResponse,
+  HealthCheckResponse_ServingStatus as Serving,
+} from '../../api/generated/grpc/health/v1/health.ts';
 import { JobServiceClient } from '../../api/generated/jobworker/v1/jobworker.ts';
 import type {
   Job,
@@ -225,6 +230,24 @@ export function unary<Request, Response>(
   });
 }
 
+/**
+ * A unary call with hand-made request bytes (the method by its path), for what no encoder would
+ * write; resolves with the response's bytes.
+ */
+export function rawUnary(client: Client, path: string, request: Uint8Array): Promise<Buffer> {
+  const identity = (bytes: Buffer) => bytes;
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      path,
+      identity,
+      identity,
+      Buffer.from(request),
+      (error: ServiceError | null, response?: Buffer) =>
+        error ? reject(error) : resolve(response ?? Buffer.alloc(0)),
+    );
+  });
+}
+
 export const start = (client: JobServiceClient, request: Partial<StartJobRequest>) =>
   unary<StartJobRequest, Job>(client, 'startJob', {
     argv: [],
@@ -253,6 +276,25 @@ export async function drain(client: JobServiceClient, id: string): Promise<numbe
   return bytes;
 }
 
+/** The API's audit lines so far, parsed. */
+export function auditLines(stack: Stack): Record<string, unknown>[] {
+  return stack
+    .apiLog()
+    .split('\n')
+    .filter((line) => line.includes('"audit":true'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** How a call ended, as `CODE: details` (or 'OK'). */
+export async function outcomeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'OK';
+  } catch (error) {
+    return `${status[(error as ServiceError).code]}: ${(error as ServiceError).details}`;
+  }
+}
+
 /** The gRPC status code a call failed with (or 'OK'). */
 export async function codeOf(promise: Promise<unknown>): Promise<status> {
   try {
@@ -263,12 +305,43 @@ export async function codeOf(promise: Promise<unknown>): Promise<status> {
   }
 }
 
-/** How a call ended, as "CODE: details" ("accepted" when it succeeded). */
-export async function outcomeOf(promise: Promise<unknown>): Promise<string> {
+/** The health service's answer for the job service, asked as vera. */
+export async function healthOf(stack: Stack): Promise<Serving> {
+  const files = stack.pki.cert('vera');
+  const client = new HealthClient(
+    `127.0.0.1:${stack.port}`,
+    credentials.createSsl(
+      await readFile(stack.pki.ca),
+      await readFile(files.key),
+      await readFile(files.cert),
+    ),
+  );
   try {
-    await promise;
-    return 'accepted';
-  } catch (error) {
-    return `${status[(error as ServiceError).code]}: ${(error as ServiceError).details}`;
+    return await new Promise<Serving>((resolve, reject) =>
+      client.check(
+        { service: 'jobworker.v1.JobService' },
+        (error: ServiceError | null, response: HealthCheckResponse) =>
+          error ? reject(error) : resolve(response.status),
+      ),
+    );
+  } finally {
+    client.close();
   }
+}
+
+/** Polls `probe` until it returns `wanted`; throws after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T>,
+  wanted: T,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last === wanted) return;
+    await sleep(100);
+  }
+  throw new Error(`${what}: still ${String(last)} after ${timeoutMs} ms`);
 }

@@ -1,14 +1,9 @@
 // The API when the executor goes away and comes back, and when the API itself is stopped.
-import { credentials, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
-import { readFile } from 'node:fs/promises';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  HealthClient,
-  HealthCheckResponse_ServingStatus as Serving,
-} from '../../api/generated/grpc/health/v1/health.ts';
-import type { HealthCheckResponse } from '../../api/generated/grpc/health/v1/health.ts';
+import { HealthCheckResponse_ServingStatus as Serving } from '../../api/generated/grpc/health/v1/health.ts';
 import type {
   Job,
   JobServiceClient,
@@ -16,47 +11,8 @@ import type {
 } from '../../api/generated/jobworker/v1/jobworker.ts';
 import { JobState } from '../../api/generated/jobworker/v1/jobworker.ts';
 import { sleep } from './executor-kit.ts';
-import { codeOf, start, startStack, unary } from './api-kit.ts';
+import { codeOf, healthOf, start, startStack, unary, until } from './api-kit.ts';
 import type { Stack } from './api-kit.ts';
-
-async function healthOf(stack: Stack): Promise<Serving> {
-  const files = stack.pki.cert('vera');
-  const client = new HealthClient(
-    `127.0.0.1:${stack.port}`,
-    credentials.createSsl(
-      await readFile(stack.pki.ca),
-      await readFile(files.key),
-      await readFile(files.cert),
-    ),
-  );
-  try {
-    return await new Promise<Serving>((resolve, reject) =>
-      client.check(
-        { service: 'jobworker.v1.JobService' },
-        (error: ServiceError | null, response: HealthCheckResponse) =>
-          error ? reject(error) : resolve(response.status),
-      ),
-    );
-  } finally {
-    client.close();
-  }
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T>,
-  wanted: T,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (last === wanted) return;
-    await sleep(100);
-  }
-  throw new Error(`${what}: still ${String(last)} after ${timeoutMs} ms`);
-}
 
 const resilience = suite<{ stack: Stack; ada: JobServiceClient }>('executor outages');
 resilience.before(async (context) => {

@@ -130,21 +130,32 @@ streaming(
   },
 );
 
-streaming('a watcher that goes away frees its executor stream at once', async ({ stack, ada }) => {
-  const job = await start(ada, { argv: ['sh', '-c', 'while :; do echo tick; sleep 0.05; done'] });
-  await sleep(100);
-  const before = executorConnections(stack);
-  const calls = [0, 1, 2].map(() => ada.watchJobOutput({ id: job.id, offset: 0 }));
-  for (const call of calls) {
-    call.on('error', () => undefined); // cancelled below
-    await new Promise((resolve) => call.once('data', resolve));
-  }
-  assert.is(executorConnections(stack), before + 3);
-  for (const call of calls) call.cancel();
-  const deadline = Date.now() + 3000;
-  while (executorConnections(stack) > before && Date.now() < deadline) await sleep(20);
-  assert.is(executorConnections(stack), before);
-  await unary(ada, 'stopJob', { id: job.id });
-});
+streaming(
+  'watchers of one job share one executor stream, freed at once when the last goes away',
+  async ({ stack, ada }) => {
+    const job = await start(ada, {
+      argv: ['sh', '-c', 'while :; do echo tick; sleep 0.05; done'],
+    });
+    await sleep(100);
+    const before = executorConnections(stack);
+    const calls = [0, 1, 2].map(() => ada.watchJobOutput({ id: job.id, offset: 0 }));
+    for (const call of calls) {
+      call.on('error', () => undefined); // cancelled below
+      await new Promise((resolve) => call.once('data', resolve));
+    }
+    assert.is(executorConnections(stack), before + 1);
+    const settled = async (expected: number) => {
+      const deadline = Date.now() + 3000;
+      while (executorConnections(stack) !== expected && Date.now() < deadline) await sleep(20);
+      return executorConnections(stack);
+    };
+    calls[0]?.cancel();
+    calls[1]?.cancel();
+    assert.is(await settled(before + 1), before + 1, 'the third watcher still reads');
+    calls[2]?.cancel();
+    assert.is(await settled(before), before);
+    await unary(ada, 'stopJob', { id: job.id });
+  },
+);
 
 streaming.run();

@@ -141,6 +141,9 @@ rules('field paths are named as the proto spells them', () => {
     ['spec.workingDir', 'working_dir'],
     ['spec.timeoutMs', 'timeout'],
     ['spec.env key "MY_VAR"', 'env key "MY_VAR"'],
+    // Map keys are data: the value under MY_VAR, never a mangled field name.
+    ['spec.env.MY_VAR', 'env["MY_VAR"]'],
+    ['spec.env.lower_Mixed9', 'env["lower_Mixed9"]'],
     ['graceMs', 'grace_period'],
     ['after', 'page_token'],
     ['id', 'id'],
@@ -170,6 +173,17 @@ rules('a StartJobRequest becomes a checked JobSpec; empty means unset', () => {
     () =>
       specFromRequest({ argv: ['x'], env: {}, workingDir: '', timeout: { seconds: -1, nanos: 0 } }),
     /timeout: must not be negative/,
+  );
+  // Representable but far too long: the rule broken, not "a whole number".
+  assert.throws(
+    () =>
+      specFromRequest({
+        argv: ['x'],
+        env: {},
+        workingDir: '',
+        timeout: { seconds: 2 ** 52, nanos: 0 },
+      }),
+    /spec\.timeoutMs: must be at most 31622400000 ms/,
   );
 });
 
@@ -275,6 +289,10 @@ rules('api config: defaults complete and frozen; errors name the key', () => {
   assert.is(
     refusal({ quotas: { maxRunningJobs: 1, maxRunningJobsPerIdentity: 2 } }),
     'api.json: quotas.maxRunningJobsPerIdentity: must be at most quotas.maxRunningJobs',
+  );
+  assert.is(
+    refusal({ maxWatchers: 10, maxWatchersPerIdentity: 11 }),
+    'api.json: maxWatchersPerIdentity: must be at most maxWatchers',
   );
   assert.is(refusal({ tlss: {} }), 'api.json: tlss: is not a known field');
 });

@@ -1,0 +1,201 @@
+// WatchJobOutput's fan-out (api/output-fanout.ts, output-messages.ts, output-chunk-wire.ts) over
+// a fake executor: messages serialised as the generated encoder would, one executor stream per
+// job whatever the number of watchers, a stalled watcher that holds back only itself and is
+// served from its own offset, and bounded buffering.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ExecutorClient } from '../../api/executor-client.ts';
+import type { OutputCollector } from '../../api/executor-output.ts';
+import { OutputChunk, OutputStream } from '../../api/generated/jobworker/v1/jobworker.ts';
+import { encodeOutputChunk } from '../../api/output-chunk-wire.ts';
+import { OutputFanout, WINDOW_BYTES } from '../../api/output-fanout.ts';
+import type { OutputSink } from '../../api/output-fanout.ts';
+import { MESSAGE_BYTES, MessageBuilder, wireFrom } from '../../api/output-messages.ts';
+import type { OutputMessage } from '../../api/output-messages.ts';
+import type { OutputChunk as ExecutorChunk } from '../../shared/executor-protocol.ts';
+
+const fanout = suite('output fan-out');
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+fanout('messages are the bytes the generated encoder writes', () => {
+  const cases: [OutputStream, number, Uint8Array[]][] = [
+    [OutputStream.OUTPUT_STREAM_STDOUT, 0, [Buffer.from('hello')]],
+    [OutputStream.OUTPUT_STREAM_STDERR, 1, [Buffer.from('a'), Buffer.from('bc')]],
+    [OutputStream.OUTPUT_STREAM_STDOUT, 2 ** 53 - 1, [Buffer.alloc(200_000, 7)]],
+    [OutputStream.OUTPUT_STREAM_STDOUT, 300, []],
+    [OutputStream.OUTPUT_STREAM_UNSPECIFIED, 0, []],
+  ];
+  for (const [stream, offset, parts] of cases) {
+    const data = Buffer.concat(parts);
+    assert.equal(
+      encodeOutputChunk(stream, offset, parts),
+      Buffer.from(OutputChunk.encode({ stream, offset, data }).finish()),
+      `stream ${stream} offset ${offset} ${data.length} bytes`,
+    );
+  }
+});
+
+const chunk = (stream: 'stdout' | 'stderr', offset: number, length: number): ExecutorChunk => ({
+  stream,
+  offset,
+  data: Buffer.alloc(length, stream === 'stdout' ? 1 : 2),
+});
+
+fanout('chunks join into messages of one stream, at most MESSAGE_BYTES each, copied once', () => {
+  const builder = new MessageBuilder();
+  const chunks = [
+    chunk('stdout', 0, 64 * KiB),
+    chunk('stdout', 64 * KiB, 64 * KiB),
+    chunk('stderr', 128 * KiB, 10),
+    chunk('stdout', 128 * KiB + 10, MESSAGE_BYTES + 5),
+  ];
+  for (const each of chunks) {
+    builder.add(each);
+    each.data.fill(9); // the builder copied it: the reader may reuse its buffer
+  }
+  assert.is(builder.bytes, 128 * KiB + 15 + MESSAGE_BYTES);
+  const messages = builder.drain();
+  assert.is(builder.bytes, 0);
+  assert.equal(
+    messages.map((message) => [message.stream, message.offset, message.end]),
+    [
+      [OutputStream.OUTPUT_STREAM_STDOUT, 0, 128 * KiB],
+      [OutputStream.OUTPUT_STREAM_STDERR, 128 * KiB, 128 * KiB + 10],
+      [OutputStream.OUTPUT_STREAM_STDOUT, 128 * KiB + 10, 128 * KiB + 10 + MESSAGE_BYTES],
+      [
+        OutputStream.OUTPUT_STREAM_STDOUT,
+        128 * KiB + 10 + MESSAGE_BYTES,
+        128 * KiB + 15 + MESSAGE_BYTES,
+      ],
+    ],
+  );
+  for (const message of messages) {
+    assert.equal(
+      message.wire,
+      Buffer.from(
+        OutputChunk.encode({
+          stream: message.stream,
+          offset: message.offset,
+          data: Buffer.alloc(message.end - message.offset, message.stream),
+        }).finish(),
+      ),
+    );
+  }
+  const first = messages[0] as OutputMessage;
+  const part = OutputChunk.decode(wireFrom(first, 100));
+  assert.equal([part.offset, part.data.length], [100, 128 * KiB - 100]);
+  assert.is(wireFrom(first, 0), first.wire);
+});
+
+/** A job's stored output (one stream), served by a fake executor in 64 KiB chunks. */
+function fakeExecutor(output: Buffer) {
+  const opened: number[] = [];
+  const executor = {
+    openOutput: (_id: string, offset: number, collector: OutputCollector<unknown>) => {
+      opened.push(offset);
+      let at = offset;
+      let closed = false;
+      return Promise.resolve({
+        take: async (enough: number) => {
+          await new Promise((resolve) => setImmediate(resolve));
+          if (closed) throw new Error('taken after close');
+          while (at < output.length && collector.bytes < Math.max(enough, 1)) {
+            const data = output.subarray(at, Math.min(output.length, at + 64 * KiB));
+            collector.add({ stream: 'stdout', offset: at, data });
+            at += data.length;
+          }
+          return { items: collector.drain(), ended: at === output.length };
+        },
+        close: () => {
+          closed = true;
+        },
+      });
+    },
+  } as unknown as ExecutorClient;
+  return { executor, opened };
+}
+
+/** A watcher: checks that every message continues where the last ended; can be held. */
+function watcher(from = 0) {
+  let next = from;
+  const parts: Buffer[] = [];
+  let release: (() => void) | null = null;
+  let held = false;
+  const sink: OutputSink = {
+    ready: () => (held ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve()),
+    send: (wire) => {
+      const message = OutputChunk.decode(wire);
+      if (message.offset !== next) throw new Error(`message at ${message.offset}, not ${next}`);
+      next += message.data.length;
+      parts.push(Buffer.from(message.data));
+    },
+  };
+  return {
+    sink,
+    received: () => Buffer.concat(parts),
+    hold: () => (held = true),
+    resume: () => {
+      held = false;
+      release?.();
+    },
+    get next() {
+      return next;
+    },
+  };
+}
+
+const output = Buffer.from(Array.from({ length: 40 * MiB }, (_, i) => (i * 7 + (i >> 12)) & 0xff));
+
+fanout('all watchers of one job share one executor stream', async () => {
+  const { executor, opened } = fakeExecutor(output);
+  const fan = new OutputFanout(executor);
+  const watchers = Array.from({ length: 20 }, () => watcher());
+  await Promise.all(watchers.map((w) => fan.watch('job', 0, w.sink, new AbortController().signal)));
+  assert.equal(opened, [0]);
+  for (const w of watchers) assert.ok(w.received().equals(output));
+  assert.is(fan.sharedStreams, 0, 'closed when its watchers are done');
+});
+
+fanout(
+  'a stalled watcher holds back only itself, then reads on its own from its offset',
+  async () => {
+    const { executor, opened } = fakeExecutor(output);
+    const fan = new OutputFanout(executor);
+    const slow = watcher();
+    const fast = watcher();
+    const signal = new AbortController().signal;
+    const slowDone = fan.watch('job', 0, slow.sink, signal);
+    let most = 0;
+    const sampling = setInterval(() => (most = Math.max(most, fan.bufferedBytes)), 1);
+    // The slow one takes a few messages, then stops taking more.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    slow.hold();
+    await fan.watch('job', 0, fast.sink, signal);
+    assert.ok(fast.received().equals(output), 'the fast watcher got everything');
+    clearInterval(sampling);
+    assert.ok(most > 0 && most <= WINDOW_BYTES + MESSAGE_BYTES, `held ${most} bytes at most`);
+    const heldAt = slow.next;
+    assert.ok(heldAt < output.length / 2, `the held watcher got ${heldAt} bytes already`);
+    slow.resume();
+    await slowDone;
+    assert.ok(slow.received().equals(output), 'and so did the slow one, in order');
+    assert.equal(opened, [0, heldAt], 'out of the window, it read on its own from its offset');
+  },
+);
+
+fanout('a watcher that goes away stops at once and frees the shared stream', async () => {
+  const { executor } = fakeExecutor(output);
+  const fan = new OutputFanout(executor);
+  const w = watcher();
+  w.hold();
+  const gone = new AbortController();
+  const done = fan.watch('job', 0, w.sink, gone.signal);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.is(fan.sharedStreams, 1);
+  gone.abort();
+  await done.catch(() => undefined);
+  assert.is(fan.sharedStreams, 0);
+});
+
+fanout.run();
