@@ -167,13 +167,11 @@ export class JobRuntime {
     if (swept.length > 0)
       parts.logger.warn({ jobs: swept }, 'killed and removed job cgroups of no live job');
     if (adopted.size > 0) parts.logger.info({ jobs: adopted.size }, 'took over running jobs');
-    // Hidden inside every job: the executor's state, its socket directory and configured paths
-    // (keys, config). Resolved here so that the helper masks what the job would really reach.
-    const wanted = [
-      parts.config.stateDir,
-      dirname(parts.config.socketPath),
-      ...parts.config.maskPaths,
-    ];
+    // Hidden inside every job: the executor's socket directory and configured paths (keys,
+    // config). Resolved here so that the helper masks what the job would really reach. The state
+    // directory needs no mask: it is root's alone (JobStore.init), so a job meets a permission
+    // error there, and its mount table does not name it.
+    const wanted = [dirname(parts.config.socketPath), ...parts.config.maskPaths];
     const resolved = await Promise.all(wanted.map(existingRealPath));
     runtime.maskPaths = [...new Set(resolved.filter((path): path is string => path !== null))];
     await runtime.applyRetention();

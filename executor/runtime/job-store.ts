@@ -8,8 +8,18 @@
 // (Executors before per-job filesystems kept the job's /job here too, as <id>/work: a tree the
 // job built, which is removed by a child process, never walked in the event loop.)
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import {
+  chmod,
+  chown,
+  mkdir,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { JOB_ID } from '../../shared/job-id.ts';
@@ -37,8 +47,17 @@ export class JobStore {
     this.logger = logger;
   }
 
+  /**
+   * Makes the state directory root's alone (0700): nothing in it is any job's or user's to read,
+   * and jobs, which see the host's file system read-only, meet a permission error there without
+   * a mask (one that would show the directory's path in their mount table).
+   */
   async init(): Promise<void> {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
+    const stateDir = dirname(this.root);
+    await chown(stateDir, 0, 0);
+    await chmod(stateDir, 0o700);
+    await chmod(this.root, 0o700);
   }
 
   jobDir(id: string): string {

@@ -86,6 +86,12 @@ footprint("the job's cgroup namespace shows no host cgroup path", async ({ t }) 
   assert.not.match(stdout, /jobworker/);
 });
 
+footprint("the job's mount table does not name the executor's state directory", async ({ t }) => {
+  const { stdout } = await shell(t.runtime, 'cat /proc/1/mountinfo /proc/self/mountinfo');
+  assert.ok(stdout.length > 0);
+  assert.not.ok(stdout.includes(t.config.stateDir), stdout);
+});
+
 footprint("a pids limit above the host's pid_max is refused, naming it", async ({ t }) => {
   const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
   const asked = Math.min(pidMax + 1, 65_536);
