@@ -18,7 +18,7 @@ process.exitCode = await runVmSuite({
   ],
   // Every jobctl is a Node.js process (about 5x slower emulated), and the install builds and
   // copies the app: several times the v2 suite's work.
-  timeoutS: 1500,
+  timeoutS: 1200,
   command: (node, files) =>
     `exec /bin/sh scripts/vm/guest-systemd-suite.sh '${node}' test/systemd ${shellWords(files)}`,
 });
