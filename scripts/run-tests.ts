@@ -1,10 +1,10 @@
 // The one test command (`npm test`): static checks, then the unit suite, then the root suite, each
 // test file in its own uvu process so that one crash cannot hide the others, then the cgroup v2
-// suite in a VM (scripts/vm/). Ends with the line `N passed, N failed` so that a run that
-// executed nothing is visible.
+// suite and the systemd suite, each in a VM (scripts/vm/). Ends with the line `N passed, N failed`
+// so that a run that executed nothing is visible.
 //
-//   npm test | npm run test:unit | npm run test:root -- [file-filter] | npm run test:v2
-//   TSX_DISABLE_CACHE=1 node --import tsx scripts/run-tests.ts all|unit|root|v2|checks [file-filter]
+//   npm test | npm run test:unit | npm run test:root -- [file-filter] | npm run test:v2 | npm run test:systemd
+//   TSX_DISABLE_CACHE=1 node --import tsx scripts/run-tests.ts all|unit|root|v2|systemd|checks [file-filter]
 //
 // The tests run TypeScript through tsx, as root: tsx must never use its disk cache, which lives
 // in <tmpdir>/tsx-<uid>, a directory any local user can create first and fill with code for root
@@ -15,11 +15,11 @@ import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 
-type Part = 'all' | 'unit' | 'root' | 'v2' | 'checks';
+type Part = 'all' | 'unit' | 'root' | 'v2' | 'systemd' | 'checks';
 const part = (process.argv[2] ?? 'all') as Part;
 const fileFilter = process.argv[3];
-if (!['all', 'unit', 'root', 'v2', 'checks'].includes(part)) {
-  console.error(`usage: run-tests.ts all|unit|root|v2|checks [file-filter]`);
+if (!['all', 'unit', 'root', 'v2', 'systemd', 'checks'].includes(part)) {
+  console.error(`usage: run-tests.ts all|unit|root|v2|systemd|checks [file-filter]`);
   process.exit(2);
 }
 if (import.meta.url.endsWith('.ts') && !process.env.TSX_DISABLE_CACHE) {
@@ -110,19 +110,15 @@ async function suite(dir: string): Promise<void> {
 }
 
 /**
- * The cgroup v2 suite (test/v2) runs in a VM with a cgroup-v2-only kernel, every file in one boot
- * (scripts/vm/run-v2-suite.ts); each file's uvu summary comes back on the VM's console and is
- * counted like the others. A VM that could not run, or a file without a summary, is a failure.
+ * The VM suites run every file of their directory in one boot of a VM with a cgroup-v2-only
+ * kernel: test/v2 (scripts/vm/run-v2-suite.ts), test/systemd under systemd as PID 1
+ * (scripts/vm/run-systemd-suite.ts). Each file's uvu summary comes back on the VM's console and
+ * is counted like the others. A VM that could not run, or a file without a summary, is a failure.
  */
-async function vmSuite(): Promise<void> {
-  const files = testFiles('test/v2');
-  const harness = [
-    '--import',
-    'tsx',
-    'scripts/vm/run-v2-suite.ts',
-    ...(fileFilter ? [fileFilter] : []),
-  ];
-  console.log(`\n── test/v2 in the cgroup v2 VM: scripts/vm/run-v2-suite.ts`);
+async function vmSuite(dir: string, script: string): Promise<void> {
+  const files = testFiles(dir);
+  const harness = ['--import', 'tsx', script, ...(fileFilter ? [fileFilter] : [])];
+  console.log(`\n── ${dir} in a VM: ${script}`);
   const { code, output } = await run(process.execPath, harness);
   const plain = stripVTControlCharacters(output);
   const totals = [...plain.matchAll(/Total:\s+(\d+)/g)].map((m) => Number(m[1]));
@@ -138,13 +134,13 @@ async function vmSuite(): Promise<void> {
   if (missing > 0) {
     failed += missing;
     failures.push(
-      `test/v2 (${missing} of ${files.length} files gave no test summary, exit ${code})`,
+      `${dir} (${missing} of ${files.length} files gave no test summary, exit ${code})`,
     );
   } else if (summaries.some(([total, ok]) => total !== ok)) {
-    failures.push('test/v2');
+    failures.push(dir);
   } else if (code !== 0) {
     failed += 1; // every file passed, but the VM or its runner still failed
-    failures.push(`test/v2 (exit ${code})`);
+    failures.push(`${dir} (exit ${code})`);
   }
 }
 
@@ -179,9 +175,21 @@ if (part === 'all' || part === 'v2') {
     failures.push('v2 suite (not root)');
   } else {
     await build();
-    await vmSuite();
+    await vmSuite('test/v2', 'scripts/vm/run-v2-suite.ts');
   }
   partCounts('v2 suite (VM: cgroup v2 only)', before);
+}
+if (part === 'all' || part === 'systemd') {
+  const before = { passed, failed };
+  if (process.getuid?.() !== 0) {
+    console.error('\nsystemd suite: must run as root (the VM shares the host root)');
+    failed += 1;
+    failures.push('systemd suite (not root)');
+  } else {
+    await build();
+    await vmSuite('test/systemd', 'scripts/vm/run-systemd-suite.ts');
+  }
+  partCounts('systemd suite (VM: systemd as PID 1, cgroup v2)', before);
 }
 
 if (failures.length > 0) console.log(`\nfailed: ${failures.join(', ')}`);

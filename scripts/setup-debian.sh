@@ -23,6 +23,9 @@ packages+=(python3-grpcio python3-protobuf sslscan testssl.sh openssl systemd)
 # The cgroup v2 suite boots a VM (scripts/vm/): QEMU, a Debian kernel with 9p (not the -cloud
 # one), and what builds its busybox initramfs and its ext4 disk.
 packages+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs)
+# The systemd suite boots this host's own systemd in that VM, where systemd-analyze security
+# reads the units from systemd over the system bus.
+packages+=(dbus)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

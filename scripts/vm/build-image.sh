@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Builds what the cgroup v2 test VM boots, into .vm/ (gitignored), and rebuilds only when an input
-# changed: a copy of a Debian kernel (linux-image-amd64, not -cloud: that one lacks 9p) and a
-# busybox initramfs holding scripts/vm/init.sh as /init plus the modules it loads (virtio, 9p,
-# ext4, loop: jobs' disk storage). Prints the kernel version it used. Needs root (the kernel
+# Builds what the test VMs boot, into .vm/ (gitignored), and rebuilds only when an input changed:
+# a copy of a Debian kernel (linux-image-amd64, not -cloud: that one lacks 9p) and a busybox
+# initramfs holding scripts/vm/init.sh as /init, systemd-root.sh beside it, and the modules they
+# load (virtio, 9p, ext4, overlay, loop: jobs' disk storage). Prints the kernel version it used.
+# Needs root (the kernel
 # image is readable by root only).
 #
 #   bash scripts/vm/build-image.sh            # JOBWORKER_VM_KERNEL=6.1.0-… picks a kernel
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=.vm
-modules_wanted=(virtio_pci virtio_blk 9pnet_virtio 9p ext4 loop)
+modules_wanted=(virtio_pci virtio_blk 9pnet_virtio 9p ext4 overlay loop)
 
 fail() {
   echo "build-image.sh: $*" >&2
@@ -49,7 +50,8 @@ mapfile -t module_files < <(
 stamp=$(
   {
     echo "kernel $kernel"
-    sha256sum "/boot/vmlinuz-$kernel" "$busybox_path" scripts/vm/init.sh scripts/vm/build-image.sh
+    sha256sum "/boot/vmlinuz-$kernel" "$busybox_path" scripts/vm/init.sh scripts/vm/systemd-root.sh \
+      scripts/vm/build-image.sh
     printf '%s\n' "${module_files[@]}"
   } | sha256sum | cut -d' ' -f1
 )
@@ -67,6 +69,7 @@ cp "$busybox_path" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 mknod -m 600 "$root/dev/console" c 5 1
 install -m 755 scripts/vm/init.sh "$root/init"
+install -m 644 scripts/vm/systemd-root.sh "$root/systemd-root.sh"
 : >"$root/lib/modules/load-order"
 for file in "${module_files[@]}"; do
   name=$(basename "$file")

@@ -1,12 +1,14 @@
 #!/bin/sh
-# /init of the cgroup v2 test VM (busybox sh, in the initramfs built by build-image.sh). Loads the
-# virtio, 9p, ext4 and loop modules; builds the test root from the host's root over 9p (read-only)
-# with fresh /proc, /sys, /dev, cgroup2 at /sys/fs/cgroup, tmpfs where a system writes, the virtio
-# disk at /var/tmp and the checkout (read-only) at its host path; chroots to run the command the
-# harness left in the run share; records its exit status there and powers off. Any failure
-# powers off too: the harness reads the missing status as a failed run.
+# /init of the test VMs (busybox sh, in the initramfs built by build-image.sh). Loads the virtio,
+# 9p, ext4, overlay and loop modules. For the cgroup v2 suite it builds the test root from the
+# host's root over 9p (read-only) with fresh /proc, /sys, /dev, cgroup2 at /sys/fs/cgroup, tmpfs
+# where a system writes, the virtio disk at /var/tmp and the checkout (read-only) at its host
+# path; chroots to run the command the harness left in the run share; records its exit status
+# there and powers off. Any failure powers off too: the harness reads the missing status as a
+# failed run. For the systemd suite, systemd-root.sh takes over once the modules are loaded.
 #
-# Kernel command line: jobworker.checkout=<host path of the checkout>.
+# Kernel command line: jobworker.checkout=<host path of the checkout>, and jobworker.boot=systemd
+# for the systemd suite.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t devtmpfs dev /dev
@@ -27,8 +29,12 @@ die() {
 }
 
 checkout=
+boot=v2
 for word in $(cat /proc/cmdline); do
-  case "$word" in jobworker.checkout=*) checkout=${word#jobworker.checkout=} ;; esac
+  case "$word" in
+  jobworker.checkout=*) checkout=${word#jobworker.checkout=} ;;
+  jobworker.boot=*) boot=${word#jobworker.boot=} ;;
+  esac
 done
 [ -n "$checkout" ] || die "no jobworker.checkout= on the kernel command line"
 
@@ -39,6 +45,7 @@ done
 
 nine='-t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose'
 r=/newroot
+[ "$boot" = systemd ] && . /systemd-root.sh
 mount $nine,ro hostroot $r || die "cannot mount the host root (9p tag hostroot)"
 mount -t proc proc $r/proc || die "proc"
 mount -t sysfs sys $r/sys || die "sysfs"

@@ -1,33 +1,19 @@
 // Driving the real jobctl (the package's bin, compiled and bundled: dist/jobctl/jobctl.cjs) against a real stack, as a
 // person would from a shell: its own process, argv, environment, exit code, stdout and stderr.
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JOBCTL_BIN } from '../../shared/app-layout.ts';
 import { startStack } from './api-kit.ts';
 import type { Stack, Who } from './api-kit.ts';
-import { sleep, TEST_PREFIX } from './executor-kit.ts';
+import { TEST_PREFIX } from './executor-kit.ts';
+import { spawnCollected, type Ran, type Running } from './spawn-collected.ts';
+
+export type { Ran, Running };
 
 export const JOBCTL = JOBCTL_BIN;
 /** How long a test waits for something that must happen before it calls it a hang. */
 const HANG_MS = 60_000;
-
-export interface Ran {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
-export interface Running {
-  child: ChildProcess;
-  stdout(): Buffer;
-  stderr(): string;
-  /** Waits until stdout or stderr satisfies the test (fails the test after a long while). */
-  until(what: string, test: (out: Buffer, err: string) => boolean): Promise<void>;
-  done: Promise<Ran>;
-}
 
 export interface RunOptions {
   /** Whose certificate: ada (admin) unless said; null: no connection settings at all. */
@@ -92,34 +78,10 @@ export async function openJobctlKit(
   };
 
   const spawnJobctl = (args: readonly string[], options: RunOptions = {}): Running => {
-    const child = spawn(JOBCTL, args, { env: env(options), stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout?.on('data', (data: Buffer) => out.push(data));
-    child.stderr?.on('data', (data: Buffer) => (err += data.toString()));
-    const done = new Promise<Ran>((resolve) =>
-      child.on('close', (code, signal) => {
-        children.delete(child);
-        resolve({ code, signal, stdout: Buffer.concat(out), stderr: err });
-      }),
-    );
-    return {
-      child,
-      stdout: () => Buffer.concat(out),
-      stderr: () => err,
-      async until(what, test) {
-        const deadline = Date.now() + HANG_MS;
-        while (!test(Buffer.concat(out), err)) {
-          if (child.exitCode !== null || child.signalCode !== null) {
-            throw new Error(`jobctl ended before ${what}:\n${err}`);
-          }
-          if (Date.now() > deadline) throw new Error(`no ${what} within ${HANG_MS} ms:\n${err}`);
-          await sleep(20);
-        }
-      },
-      done,
-    };
+    const running = spawnCollected(JOBCTL, args, env(options), HANG_MS);
+    children.add(running.child);
+    void running.done.then(() => children.delete(running.child));
+    return running;
   };
 
   return {
