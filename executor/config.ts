@@ -23,6 +23,14 @@ export interface ExecutorConfig {
   socketGroup: string;
   /** Name of this executor's cgroup below its own cgroup in every hierarchy. */
   cgroupName: string;
+  /**
+   * On cgroup v2: the cgroup (as /proc/self/cgroup names one) to hold job cgroups instead of the
+   * executor's own, e.g. /system.slice/jobworker-jobs.service. A restarted service cannot be
+   * placed back in a cgroup whose controllers are enabled for children (v2's no-internal-process
+   * rule), so jobs that outlive an executor restart need a cgroup of their own, delegated to the
+   * executor by a unit that never restarts. null: below the executor's own cgroup.
+   */
+  jobsCgroup: string | null;
   helperPath: string;
   /** Paths hidden inside every job besides the state and socket directories (keys, config). */
   maskPaths: string[];
@@ -58,6 +66,7 @@ export const EXECUTOR_DEFAULTS: ExecutorConfig = {
   socketPath: '/run/jobworker/executor.sock',
   socketGroup: 'jobworker',
   cgroupName: 'jobworker',
+  jobsCgroup: null,
   helperPath: join(APP_ROOT, 'executor/helper/build/jobworker-helper'),
   maskPaths: ['/etc/jobworker'],
   jobUids: { first: 200_000, count: 10_000 },
@@ -123,6 +132,14 @@ const fileSchema = object({
       maxBytes: 64,
       pattern: /^[a-z][a-z0-9-]*$/,
       patternRule: 'lowercase letters, digits and -',
+    }),
+  ),
+  jobsCgroup: optional(
+    nullable((value, field) => {
+      const path = absolutePath(value, field);
+      if (path === '/' || path.split('/').some((part) => part === '..' || part === '.'))
+        throw invalid(field, 'must name a cgroup below the root, without . or ..');
+      return path;
     }),
   ),
   helperPath: optional(absolutePath),

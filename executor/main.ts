@@ -59,7 +59,10 @@ async function main(): Promise<void> {
     process.exit(78);
   }
 
-  const cgroups = await detectCgroupDriver({ name: config.cgroupName });
+  const cgroups = await detectCgroupDriver({
+    name: config.cgroupName,
+    jobsCgroup: config.jobsCgroup,
+  });
   logger.info({ cgroups: cgroups.describe() }, 'cgroups detected');
   const runtime = await JobRuntime.open({ config, cgroups, logger });
   const server = new ExecutorServer(runtime, config, logger);

@@ -33,7 +33,7 @@
 #         ca.key                   0600 root:root      (signs client certificates: keep it on
 #                                                       another machine if you can)
 #   /var/lib/jobworker             0700 root:root      (the executor's state)
-#   /etc/systemd/system/jobworker-{executor,api,crl}.service, jobworker-crl.timer
+#   /etc/systemd/system/jobworker-{jobs,executor,api,crl}.service, jobworker-crl.timer
 # The executor makes its socket directory (/run/jobworker) itself.
 #
 # Needs: node (20 or newer, the one the units run), git and npm ci done in this checkout (the
@@ -46,7 +46,8 @@ umask 022
 checkout=$(cd "$(dirname "$0")/.." && pwd)
 group=jobworker
 pki=/etc/jobworker/pki
-units=(jobworker-executor.service jobworker-api.service jobworker-crl.service jobworker-crl.timer)
+units=(jobworker-jobs.service jobworker-executor.service jobworker-api.service jobworker-crl.service
+  jobworker-crl.timer)
 
 die() {
   echo "install.sh: $*" >&2
@@ -532,6 +533,9 @@ fi
 # would stop the API).
 cp "$checkout/deploy/executor.sample.json" "$work/executor.json"
 cp "$checkout/deploy/api.sample.json" "$work/api.json"
+# Jobs live in jobworker-jobs.service's cgroup (on cgroup v2), apart from the executor's, so that
+# the executor can restart while they run.
+sed -i 's#"jobsCgroup": null#"jobsCgroup": "/system.slice/jobworker-jobs.service"#' "$work/executor.json"
 has_crl=0
 if [[ -f $R$pki/crl.pem ]] || [[ -n $import_pki && -f $import_pki/crl.pem ]]; then
   has_crl=1
@@ -577,9 +581,9 @@ cat <<EOF
 
 Next steps:
   systemctl daemon-reload
-  systemctl enable --now jobworker-executor jobworker-api${crl_timer}
-  (after an upgrade: systemctl restart jobworker-executor jobworker-api; restarting the executor
-  ends every running job)
+  systemctl enable --now jobworker-jobs jobworker-executor jobworker-api${crl_timer}
+  (after an upgrade: systemctl restart jobworker-executor jobworker-api; running jobs carry on.
+  To stop every job: node $appdir/dist/executor/drain.js)
 
 A client certificate (CN = identity, OU = role: admin, user or viewer), for the client together
 with $pki/ca.crt:

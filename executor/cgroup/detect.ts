@@ -1,7 +1,7 @@
 // Works out once, at executor start, which hierarchy serves each controller and where the
 // executor's own cgroup is in each, and picks the driver. Reads /proc/self/mountinfo and
 // /proc/self/cgroup; both roots are injectable so tests can feed fixture text.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { CgroupDriver } from './cgroup-driver.ts';
 import { CgroupFs } from './cgroup-fs.ts';
@@ -27,6 +27,11 @@ export interface DetectOptions {
   procRoot?: string;
   /** Prefix for the mount points mountinfo names; default none (tests: a fixture tree). */
   fsRoot?: string;
+  /**
+   * On cgroup v2, the cgroup (as /proc/self/cgroup names one) to make job cgroups below instead
+   * of the executor's own: one delegated for jobs and never restarted (config jobsCgroup).
+   */
+  jobsCgroup?: string | null;
 }
 
 export async function detectCgroupDriver(options: DetectOptions): Promise<CgroupDriver> {
@@ -37,14 +42,20 @@ export async function detectCgroupDriver(options: DetectOptions): Promise<Cgroup
     await readFile(posix.join(procRoot, 'self/cgroup'), 'utf8'),
     options.fsRoot ?? '',
   );
-  found.v2 = outOfExecutorLeaf(found.v2, options.name);
+  // Only v2 forbids processes beside controllers enabled for children: on a v1-only host jobs
+  // stay below the executor's own cgroups, which restarts do not disturb.
+  const apart =
+    options.jobsCgroup !== undefined && options.jobsCgroup !== null && found.v2 !== undefined;
+  found.v2 = apart
+    ? await apartFrom(found.v2, options.jobsCgroup ?? '')
+    : outOfExecutorLeaf(found.v2, options.name);
   let v2Controllers: string[] = [];
   if (found.v2 !== undefined) {
     const fs = new CgroupFs([found.v2.ownDir]);
     const text = await fs.read(posix.join(found.v2.ownDir, 'cgroup.controllers'));
     v2Controllers = text.trim().split(/\s+/).filter(Boolean);
   }
-  const layout = planLayout(found, v2Controllers, options.name);
+  const layout = { ...planLayout(found, v2Controllers, options.name), v2Apart: apart };
   if (layout.hierarchies.length === 0) {
     throw new Error(
       'cgroup: no cgroup hierarchy is mounted where the executor can reach its own cgroup',
@@ -52,6 +63,24 @@ export async function detectCgroupDriver(options: DetectOptions): Promise<Cgroup
   }
   const pureV2 = layout.hierarchies.every((h) => h.version === 2);
   return pureV2 ? new V2CgroupDriver(layout) : new V1CgroupDriver(layout);
+}
+
+/** The v2 hierarchy with jobsCgroup as the jobs' own cgroup; it must exist (its unit runs). */
+async function apartFrom(
+  v2: FoundHierarchy | undefined,
+  jobsCgroup: string,
+): Promise<FoundHierarchy> {
+  if (v2 === undefined) throw new Error('jobsCgroup: no cgroup v2 hierarchy');
+  const ownDir = posix.join(v2.mountPoint, jobsCgroup);
+  const exists = await stat(ownDir).then(
+    (info) => info.isDirectory(),
+    () => false,
+  );
+  if (!exists)
+    throw new Error(
+      `jobsCgroup: ${jobsCgroup} is not a cgroup (${ownDir}); is the unit that holds it running?`,
+    );
+  return { ...v2, ownDir };
 }
 
 /**
@@ -228,5 +257,6 @@ export function planLayout(
     name,
     hierarchies: v2Hierarchy === undefined ? v1Hierarchies : [...v1Hierarchies, v2Hierarchy],
     v2: v2Hierarchy,
+    v2Apart: false,
   };
 }

@@ -44,6 +44,11 @@ export interface CgroupLayout {
    * even when it serves no controller (hybrid hosts).
    */
   v2: Hierarchy | undefined;
+  /**
+   * True when the v2 jobs' cgroup is not the executor's own but one delegated to hold jobs apart
+   * from it (config jobsCgroup): the executor neither lives nor moves there.
+   */
+  v2Apart: boolean;
 }
 
 /** The instance name becomes a directory name in every hierarchy. */

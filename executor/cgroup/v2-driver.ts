@@ -51,8 +51,10 @@ export async function delegateV2Controllers(
   }
   const own = v2.ownDir;
   const ownProcs = posix.join(own, 'cgroup.procs');
-  // The root cgroup has no cgroup.type and may hold processes next to enabled controllers.
-  if (await fs.exists(posix.join(own, 'cgroup.type'))) {
+  // The root cgroup has no cgroup.type and may hold processes next to enabled controllers. A
+  // jobs' cgroup apart from the executor's holds none of its processes: its unit's own process
+  // waits in a leaf of it.
+  if (!layout.v2Apart && (await fs.exists(posix.join(own, 'cgroup.type')))) {
     const leafProcs = posix.join(own, executorLeafName(layout.name), 'cgroup.procs');
     await fs.mkdir(posix.dirname(leafProcs));
     await fs.write(leafProcs, String(process.pid));
@@ -71,9 +73,13 @@ export async function delegateV2Controllers(
     if (errnoOf(error) !== 'EBUSY') throw error;
     const others = pidsIn(await fs.read(ownProcs));
     throw new Error(
-      `cgroup: cannot enable "${enable}" in ${own}/cgroup.subtree_control because other ` +
-        `processes share the executor's cgroup (pids ${others.join(' ')}). Run the executor in ` +
-        `a cgroup of its own that is delegated to it (systemd: Delegate=yes).`,
+      layout.v2Apart
+        ? `cgroup: cannot enable "${enable}" in ${own}/cgroup.subtree_control: processes ` +
+            `${others.join(' ')} are in that cgroup itself; the unit that holds jobsCgroup must ` +
+            `keep its own process in a leaf below it`
+        : `cgroup: cannot enable "${enable}" in ${own}/cgroup.subtree_control because other ` +
+            `processes share the executor's cgroup (pids ${others.join(' ')}). Run the executor in ` +
+            `a cgroup of its own that is delegated to it (systemd: Delegate=yes).`,
     );
   }
   await fs.mkdir(parent);
