@@ -104,7 +104,7 @@ test('v2-only host: every controller from the executor’s delegated v2 cgroup',
     ownDir: own,
     serves: ['cpu', 'cpuacct', 'memory', 'pids', 'io', 'cpuset'],
   };
-  assert.equal(layout, { name: 'jw', hierarchies: [v2], v2 });
+  assert.equal(layout, { name: 'jw', hierarchies: [v2], v2, v2Apart: false });
 });
 
 test('v2-only host without every controller delegated: those are absent', () => {
@@ -157,6 +157,7 @@ test('hybrid host: v1 controllers, v2 tracking cgroup for kill, populated and CP
       v2,
     ],
     v2,
+    v2Apart: false,
   });
 });
 
@@ -251,6 +252,45 @@ test('detectCgroupDriver: the v1 driver on hybrid and v1-only hosts', async () =
     assert.match(fromV1.describe(), /^cgroup v1: cpu=v1:/);
   } finally {
     await rm(hybrid, { recursive: true });
+    await rm(v1, { recursive: true });
+  }
+});
+
+test('jobsCgroup: on v2, job cgroups go below the named cgroup, apart from the executor', async () => {
+  const jobs = '/system.slice/jobworker-jobs.service';
+  const root = await fixtureTree(V2_MOUNTINFO, V2_CGROUP, {
+    [`sys/fs/cgroup${jobs}/cgroup.controllers`]: 'cpuset cpu io memory pids\n',
+  });
+  const v1 = await fixtureTree(V1_MOUNTINFO, V1_CGROUP, {});
+  try {
+    const driver = await detectCgroupDriver({
+      name: 'jw',
+      procRoot: `${root}/proc`,
+      fsRoot: root,
+      jobsCgroup: jobs,
+    });
+    assert.match(driver.describe(), new RegExp(`memory=v2:${root}/sys/fs/cgroup${jobs} `));
+    await rejects(
+      () =>
+        detectCgroupDriver({
+          name: 'jw',
+          procRoot: `${root}/proc`,
+          fsRoot: root,
+          jobsCgroup: '/system.slice/absent.service',
+        }),
+      /^jobsCgroup: \/system\.slice\/absent\.service is not a cgroup .*is the unit that holds it running\?$/,
+    );
+    // A v1-only host has no such rule: jobs stay below the executor's own cgroups.
+    const fromV1 = await detectCgroupDriver({
+      name: 'jw',
+      procRoot: `${v1}/proc`,
+      fsRoot: v1,
+      jobsCgroup: jobs,
+    });
+    assert.match(fromV1.describe(), /^cgroup v1: cpu=v1:/);
+    assert.not.match(fromV1.describe(), /jobworker-jobs/);
+  } finally {
+    await rm(root, { recursive: true });
     await rm(v1, { recursive: true });
   }
 });

@@ -41,6 +41,16 @@ config('errors name the key and the rule', () => {
     [{ stateDri: '/x' }, 'executor.json: stateDri: is not a known field'],
     [{ stateDir: 'relative' }, 'executor.json: stateDir: must be an absolute path'],
     [
+      { stateDir: `/${'s'.repeat(60)}` },
+      "executor.json: stateDir: must be at most 57 bytes (job keepers' Unix sockets live below it)",
+    ],
+    [{ jobsCgroup: 'system.slice/x' }, 'executor.json: jobsCgroup: must be an absolute path'],
+    [
+      { jobsCgroup: '/a/../b' },
+      'executor.json: jobsCgroup: must be a normalised path (no empty, "." or ".." components, no trailing /)',
+    ],
+    [{ jobsCgroup: '/' }, 'executor.json: jobsCgroup: must name a cgroup below the root'],
+    [
       { socketPath: `/${'s'.repeat(120)}` },
       'executor.json: socketPath: must be at most 107 bytes (a Unix socket path)',
     ],

@@ -118,3 +118,44 @@ executor(
 );
 
 executor.run();
+
+const apart = suite<{ x: ExecutorService }>('v2 executor restarts (jobs in a cgroup apart)');
+apart.before(
+  logged(async (context) => {
+    context.x = await startExecutorService(requireV2Vm(), { jobsApart: true });
+  }),
+);
+apart.after(async ({ x }) => {
+  await x?.remove();
+});
+
+apart(
+  'kill -9 and a restart in the same service cgroup: the job runs on and is taken over',
+  async (context) => {
+    const { x } = context;
+    let client = new ExecutorClient(x.socketPath);
+    const job = await client.startJob(
+      { argv: ['sh', '-c', 'echo before; exec sleep 600'] },
+      'v2-tester',
+    );
+    const dir = join(x.jobsDir ?? '', x.cgroupName, job.id);
+    assert.ok(existsSync(dir), 'the job’s cgroup is below the jobs’ cgroup apart');
+    assert.is(cgroupFile(x.cgroupDir, 'cgroup.subtree_control'), '', 'nothing enabled beside it');
+    client.close();
+    await x.stop('SIGKILL');
+    context.x = await x.restart();
+    client = new ExecutorClient(context.x.socketPath);
+    assert.is((await client.getJob(job.id)).state, 'RUNNING', 'taken over');
+    assert.match(context.x.log(), /took over running jobs/);
+    const stopped = await client.stopJob(job.id, 200);
+    assert.equal([stopped.state, stopped.endReason], ['STOPPED', 'stopped']);
+    assert.not.ok(existsSync(dir), 'the job’s cgroup was removed');
+    let text = '';
+    for await (const event of client.readOutput(job.id, 0))
+      if ('chunk' in event) text += Buffer.from(event.chunk.data).toString();
+    assert.is(text, 'before\n');
+    client.close();
+  },
+);
+
+apart.run();
