@@ -36,7 +36,21 @@ const UNITS = [
   'jobworker-crl.timer',
 ];
 /** `systemd-analyze security --offline` of the installed units, measured with systemd 252. */
-const MEASURED_EXPOSURE = { 'jobworker-api.service': 1.6, 'jobworker-executor.service': 3.9 };
+const MEASURED_EXPOSURE = {
+  'jobworker-api.service': 1.6,
+  'jobworker-executor.service': 4.1,
+  'jobworker-jobs.service': 1.7,
+};
+
+/**
+ * The executor.json the install writes: the sample, with the job cgroups in
+ * jobworker-jobs.service's (which the sample leaves null: no such unit without systemd).
+ */
+const installedExecutorConfig = () =>
+  readFileSync('deploy/executor.sample.json', 'utf8').replace(
+    '"jobsCgroup": null',
+    '"jobsCgroup": "/system.slice/jobworker-jobs.service"',
+  );
 const SERVER_NAME = 'jobs.example.org';
 const SERVER_IP = '192.0.2.10';
 const NOBODY = 65_534;
@@ -257,7 +271,7 @@ deploy('the new PKI: a server certificate for the names given, signed by the CA'
 
 deploy('the configs are the samples, valid, and name files the install made', ({ root }) => {
   const read = (name: string) => readFileSync(join(root, 'etc/jobworker', name), 'utf8');
-  assert.is(read('executor.json'), readFileSync('deploy/executor.sample.json', 'utf8'));
+  assert.is(read('executor.json'), installedExecutorConfig());
   assert.is(read('api.json'), readFileSync('deploy/api.sample.json', 'utf8'));
   const executor = parseExecutorConfig(JSON.parse(read('executor.json')));
   assert.is(executor.stateDir, '/var/lib/jobworker');
@@ -738,7 +752,7 @@ deploy('an existing configuration is never overwritten (its owner and mode are s
   assertAttributes(root, 'etc/jobworker/api.json', 0o640, groupId(root));
   assert.is(
     readFileSync(join(root, 'etc/jobworker/executor.json'), 'utf8'),
-    readFileSync('deploy/executor.sample.json', 'utf8'),
+    installedExecutorConfig(),
   );
   // --use-checkout: the units run the checkout, and nothing is copied.
   const unit = readFileSync(join(root, 'etc/systemd/system/jobworker-executor.service'), 'utf8');

@@ -9,6 +9,8 @@ import {
   CRL_TIMER,
   EXECUTOR,
   EXECUTOR_CGROUP,
+  JOBS,
+  JOBS_CGROUP,
   cgroupOf,
   childCgroups,
   enableNow,
@@ -86,14 +88,18 @@ units(
 );
 
 units(
-  'the executor sits in a leaf of its delegated cgroup, the job controllers enabled below',
+  'the job controllers are enabled in jobworker-jobs.service’s cgroup, none in the executor’s',
   withJournal(async () => {
-    assert.is(await property(EXECUTOR, 'Delegate'), 'yes');
-    const main = await property(EXECUTOR, 'MainPID');
-    assert.is(cgroupOf(Number(main)), `${EXECUTOR_CGROUP}/jobworker-executor`);
-    assert.equal(childCgroups(EXECUTOR_CGROUP), ['jobworker', 'jobworker-executor']);
-    const enabled = readFileSync(`${EXECUTOR_CGROUP}/cgroup.subtree_control`, 'utf8');
+    assert.is(await property(JOBS, 'Delegate'), 'yes');
+    const holder = await property(JOBS, 'MainPID');
+    assert.is(cgroupOf(Number(holder)), `${JOBS_CGROUP}/holder`);
+    assert.equal(childCgroups(JOBS_CGROUP), ['holder', 'jobworker']);
+    const enabled = readFileSync(`${JOBS_CGROUP}/cgroup.subtree_control`, 'utf8');
     assert.equal(enabled.trim().split(' ').sort(), ['cpu', 'cpuset', 'io', 'memory', 'pids']);
+    // The executor's own cgroup enables nothing: systemd can always start it there again.
+    const main = await property(EXECUTOR, 'MainPID');
+    assert.is(cgroupOf(Number(main)), EXECUTOR_CGROUP);
+    assert.is(readFileSync(`${EXECUTOR_CGROUP}/cgroup.subtree_control`, 'utf8').trim(), '');
     const executor = processStatus(main);
     // CAP_SYS_ADMIN … CAP_NET_ADMIN, the unit's bounding set: 9 capabilities.
     const bounding = BigInt(`0x${executor.CapBnd}`).toString(2).replaceAll('0', '').length;

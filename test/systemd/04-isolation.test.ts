@@ -63,7 +63,7 @@ isolation(
 );
 
 isolation(
-  'the host is read-only; /etc/jobworker (keys, configuration) and the state are masked',
+  'the host is read-only; /etc/jobworker (keys, configuration) is masked, the state unreadable',
   withJournal(async () => {
     const ran = await jobShell(
       [

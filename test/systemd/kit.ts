@@ -14,16 +14,20 @@ import { spawnCollected, type Ran, type Running } from '../root/spawn-collected.
 export type { Ran, Running };
 
 export const APP = '/opt/jobworker';
-/** The jobctl of the installed app (the package's bin). */
-export const JOBCTL = join(APP, 'api/jobctl/jobctl.js');
+/** The jobctl of the installed app (the package's bin: the compiled, bundled CLI). */
+export const JOBCTL = join(APP, 'dist/jobctl/jobctl.cjs');
 export const PKI = '/etc/jobworker/pki';
 export const STATE_DIR = '/var/lib/jobworker';
 export const EXECUTOR = 'jobworker-executor.service';
+/** The unit whose cgroup holds every job's (jobsCgroup in the installed executor.json). */
+export const JOBS = 'jobworker-jobs.service';
 export const API = 'jobworker-api.service';
 export const CRL_SERVICE = 'jobworker-crl.service';
 export const CRL_TIMER = 'jobworker-crl.timer';
-/** The executor's unit cgroup, delegated to it (Delegate=yes). */
+/** The executor's unit cgroup: the executor and the jobs' keepers. */
 export const EXECUTOR_CGROUP = '/sys/fs/cgroup/system.slice/jobworker-executor.service';
+/** jobworker-jobs.service's cgroup, delegated: its waiting process in a leaf, the job cgroups. */
+export const JOBS_CGROUP = '/sys/fs/cgroup/system.slice/jobworker-jobs.service';
 /** The installed api.json listens on 0.0.0.0:50051; the installed certificate names 127.0.0.1. */
 export const API_HOST = '127.0.0.1';
 export const API_PORT = 50051;
@@ -37,8 +41,7 @@ const HANG_MS = 180_000;
  * VM's kernel command line says jobworker.boot=systemd, and its PID 1 is systemd.
  */
 export function requireSystemdVm(): void {
-  const hint =
-    'the systemd suite runs in its VM only: sudo node --import tsx scripts/run-tests.ts systemd';
+  const hint = 'the systemd suite runs in its VM only: sudo npm run test:systemd';
   const cmdline = readFileSync('/proc/cmdline', 'utf8').trim().split(/\s+/);
   if (!cmdline.includes('jobworker.boot=systemd')) throw new Error(`not the test VM; ${hint}`);
   if (!readlinkSync('/proc/1/exe').endsWith('/systemd/systemd')) {
@@ -109,7 +112,7 @@ export function jobIdIn(text: string): string {
 export const install = () => run('bash', ['scripts/install.sh']);
 
 /** The README's next step: the executor, the API and the CRL timer, enabled and started. */
-export const enableNow = () => systemctl('enable', '--now', EXECUTOR, API, CRL_TIMER);
+export const enableNow = () => systemctl('enable', '--now', JOBS, EXECUTOR, API, CRL_TIMER);
 
 /**
  * The API has no readiness notification (Type=exec): a client retries until the port listens,
@@ -150,7 +153,7 @@ export async function ensureRunning(): Promise<void> {
     await systemctl('daemon-reload');
     await enableNow();
   } else {
-    await systemctl('start', EXECUTOR, API); // nothing to do when both run
+    await systemctl('start', JOBS, EXECUTOR, API); // nothing to do when they run
   }
   await waitForApi();
   await mintClient(OPERATOR, 'admin');
@@ -158,7 +161,7 @@ export async function ensureRunning(): Promise<void> {
 
 /** The last lines the jobworker units left in the journal since boot. */
 export async function journal(): Promise<string> {
-  const units = [EXECUTOR, API, CRL_SERVICE].flatMap((unit) => ['-u', unit]);
+  const units = [JOBS, EXECUTOR, API, CRL_SERVICE].flatMap((unit) => ['-u', unit]);
   const ran = await run('journalctl', [
     '--boot',
     '--no-pager',
@@ -183,7 +186,7 @@ export function withJournal<Context>(
       console.log(`  (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     } catch (error) {
       console.log(
-        `\n── journalctl -u ${EXECUTOR} -u ${API} -u ${CRL_SERVICE}, as the test failed:`,
+        `\n── journalctl -u ${JOBS} -u ${EXECUTOR} -u ${API} -u ${CRL_SERVICE}, as the test failed:`,
       );
       console.log(await journal());
       throw error;
@@ -204,8 +207,8 @@ export function cgroupOf(pid: number | 'self'): string {
   return readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().replace(/^0::/, '/sys/fs/cgroup');
 }
 
-/** A running job's cgroup, below the executor's. */
-export const jobCgroup = (id: string) => join(EXECUTOR_CGROUP, 'jobworker', id);
+/** A running job's cgroup, below jobworker-jobs.service's. */
+export const jobCgroup = (id: string) => join(JOBS_CGROUP, 'jobworker', id);
 
 /** The pids in a running job's cgroup, once it holds at least `count` processes. */
 export async function jobPids(id: string, count: number): Promise<string[]> {
