@@ -96,10 +96,13 @@ export function statusFor(error: unknown, logger: Logger): CallStatus {
   if (error.code === 'internal' || error.code === 'protocol-error')
     logger.error({ err: error }, 'executor error');
   const metadata = new Metadata();
-  // A start failure carries what a client needs to tell "not found" from "not executable".
+  // A start failure carries what a client needs to tell "not found" from "not executable", and
+  // a program that could not be run (stage exec) from a job that could not be set up.
   if (error.code === 'start-failed') {
     if (typeof error.details.errno === 'string' && error.details.errno)
       metadata.set('jobworker-errno', error.details.errno);
+    if (typeof error.details.stage === 'string')
+      metadata.set('jobworker-stage', error.details.stage);
     if (typeof error.details.jobId === 'string')
       metadata.set('jobworker-job-id', error.details.jobId);
   }

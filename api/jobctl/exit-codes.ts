@@ -24,8 +24,14 @@ export function signalExitCode(name: string): number | undefined {
   return number === undefined ? undefined : 128 + number;
 }
 
-/** The exit code for a start refused with a `jobworker-errno` trailer. */
-export function startFailureExitCode(errno: string | undefined): number {
+/**
+ * The exit code for a start refused with `jobworker-errno` and `jobworker-stage` trailers: a
+ * shell's 127 (not found) and 126 (not executable) for the program itself only; a job that could
+ * not be set up, or whose working directory failed, is refused (125). A server without the stage
+ * trailer: by errno alone.
+ */
+export function startFailureExitCode(errno: string | undefined, stage?: string): number {
+  if (stage !== undefined && stage !== 'exec') return EXIT.refused;
   if (errno === 'ENOENT') return EXIT.notFound;
   if (errno) return EXIT.notExecutable;
   return EXIT.refused;

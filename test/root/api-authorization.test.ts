@@ -188,7 +188,7 @@ authz(
 );
 
 authz(
-  'a program that cannot be executed is FAILED_PRECONDITION with errno and job id trailers',
+  'a program that cannot be executed is FAILED_PRECONDITION with errno, stage and job id trailers',
   async ({ as }) => {
     for (const [argv, errno, text] of [
       [['no-such-program'], 'ENOENT', 'exec "no-such-program": no such file or directory'],
@@ -202,6 +202,7 @@ authz(
         assert.is(failure.code, status.FAILED_PRECONDITION);
         assert.is(failure.details, text);
         assert.equal(failure.metadata.get('jobworker-errno'), [errno]);
+        assert.equal(failure.metadata.get('jobworker-stage'), ['exec']);
         const [id] = failure.metadata.get('jobworker-job-id') as string[];
         const record = await get(as.alice, id ?? '');
         assert.is(record.error, text);

@@ -49,6 +49,14 @@ run('a program that is not there is 127, one that cannot be executed 126', async
   assert.is(missing.stdout.length + notExecutable.stdout.length, 0);
 });
 
+run('a working directory that fails is 125, without hints about the program', async ({ kit }) => {
+  const ran = await kit.run(['run', '-w', '/no/such/dir', '--', 'true']);
+  assert.equal(
+    [ran.code, ran.stderr],
+    [125, 'jobctl: cannot start the job: chdir "/no/such/dir": no such file or directory\n'],
+  );
+});
+
 run('a job the service refuses is 125, with the reason in one line', async ({ kit }) => {
   const viewer = await kit.run(['run', '--', 'true'], { who: 'vera' });
   assert.equal(

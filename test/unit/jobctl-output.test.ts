@@ -295,12 +295,19 @@ output('exit codes: the job status, 128+signal, Docker-style codes for failures'
     jobExitCode(ended(EndReason.END_REASON_EXECUTOR_RESTARTED, JobState.JOB_STATE_FAILED)),
     EXIT.refused,
   );
-  assert.equal(['ENOENT', 'EACCES', 'ENOEXEC', undefined].map(startFailureExitCode), [
-    EXIT.notFound,
-    EXIT.notExecutable,
-    EXIT.notExecutable,
-    EXIT.refused,
-  ]);
+  assert.equal(
+    ['ENOENT', 'EACCES', 'ENOEXEC', undefined].map((errno) => startFailureExitCode(errno)),
+    [EXIT.notFound, EXIT.notExecutable, EXIT.notExecutable, EXIT.refused],
+  );
+  // Only the exec itself earns a shell's 127 or 126; a job that could not be set up is refused.
+  assert.equal(
+    [
+      startFailureExitCode('ENOENT', 'exec'),
+      startFailureExitCode('ENOENT', 'chdir'),
+      startFailureExitCode('EPERM', 'setup'),
+    ],
+    [EXIT.notFound, EXIT.refused, EXIT.refused],
+  );
   assert.equal(
     [EXIT.refused, EXIT.notExecutable, EXIT.notFound, EXIT.detached],
     [125, 126, 127, 130],
