@@ -34,18 +34,52 @@ let passed = 0;
 let failed = 0;
 const failures: string[] = [];
 
-/** Runs a command with inherited output plus a captured copy; resolves with exit code and text. */
-function run(command: string, args: string[]): Promise<{ code: number; output: string }> {
+/**
+ * How long one test file (or one check, or one VM suite) may take before it counts as hung. A hung
+ * file must fail on its own and let the others run, not hold the whole run until CI gives up.
+ * The VM suites bound themselves more tightly (their harnesses stop the VM first).
+ */
+const FILE_TIME_LIMIT_MS = 10 * 60_000;
+const VM_SUITE_TIME_LIMIT_MS = 25 * 60_000;
+
+/**
+ * Runs a command with inherited output plus a captured copy; resolves with exit code and text.
+ * Past the time limit its whole process group gets SIGTERM (so executors and stacks it started
+ * can clean up), and SIGKILL 15 s later.
+ */
+function run(
+  command: string,
+  args: string[],
+  limitMs = FILE_TIME_LIMIT_MS,
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';
     const collect = (chunk: Buffer, sink: NodeJS.WriteStream) => {
       output += chunk.toString('utf8');
       sink.write(chunk);
     };
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // the group is gone
+      }
+    };
+    let killer: NodeJS.Timeout | undefined;
+    const limit = setTimeout(() => {
+      const note = `\nrun-tests: ${command} ${args.join(' ')} ran past ${limitMs / 1000} s; stopping it\n`;
+      collect(Buffer.from(note), process.stderr);
+      signalGroup('SIGTERM');
+      killer = setTimeout(() => signalGroup('SIGKILL'), 15_000);
+    }, limitMs);
     child.stdout.on('data', (chunk: Buffer) => collect(chunk, process.stdout));
     child.stderr.on('data', (chunk: Buffer) => collect(chunk, process.stderr));
-    child.on('close', (code, signal) => resolve({ code: code ?? 128 + (signal ? 9 : 0), output }));
+    child.on('close', (code, signal) => {
+      clearTimeout(limit);
+      clearTimeout(killer);
+      resolve({ code: code ?? 128 + (signal ? 9 : 0), output });
+    });
   });
 }
 
@@ -119,7 +153,7 @@ async function vmSuite(dir: string, script: string): Promise<void> {
   const files = testFiles(dir);
   const harness = ['--import', 'tsx', script, ...(fileFilter ? [fileFilter] : [])];
   console.log(`\n── ${dir} in a VM: ${script}`);
-  const { code, output } = await run(process.execPath, harness);
+  const { code, output } = await run(process.execPath, harness, VM_SUITE_TIME_LIMIT_MS);
   const plain = stripVTControlCharacters(output);
   const totals = [...plain.matchAll(/Total:\s+(\d+)/g)].map((m) => Number(m[1]));
   const oks = [...plain.matchAll(/Passed:\s+(\d+)/g)].map((m) => Number(m[1]));

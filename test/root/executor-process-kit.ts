@@ -1,7 +1,7 @@
 // Runs the real executor process with a test config, as root: its compiled entry point with plain
 // node, as the systemd unit runs it (the root suite builds first).
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -62,6 +62,44 @@ async function waitForSocket(path: string, child: ChildProcess, log: () => strin
     if (connected) return;
     if (Date.now() > deadline) throw new Error(`executor did not listen on ${path}:\n${log()}`);
     await sleep(50);
+  }
+}
+
+/**
+ * How many job inits run under the keepers this state directory names: each job's keeper.id holds
+ * its keeper's pid, and a job's init is that keeper's child. (A job's mount table does not name
+ * the state directory, so it cannot be told from there.)
+ */
+export function jobInitsOf(stateDir: string): number {
+  const jobs = join(stateDir, 'state', 'jobs');
+  const keepers = new Set<string>();
+  for (const id of safeList(jobs)) {
+    const text = readOrEmpty(join(jobs, id, 'keeper.id'));
+    const pid = text.split(' ')[0];
+    if (pid) keepers.add(pid);
+  }
+  let count = 0;
+  for (const pid of safeList('/proc').filter((name) => /^\d+$/.test(name))) {
+    if (readOrEmpty(`/proc/${pid}/comm`).trim() !== 'jobworker-init') continue;
+    const parent = /^PPid:\s+(\d+)$/m.exec(readOrEmpty(`/proc/${pid}/status`))?.[1];
+    if (parent !== undefined && keepers.has(parent)) count += 1;
+  }
+  return count;
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return ''; // gone meanwhile
   }
 }
 

@@ -3,13 +3,13 @@
 // output cap while no executor runs is recorded exactly as if one had been watching.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ExecutorClient } from '../../api/executor-client.ts';
 import type { JobRecord } from '../../shared/job.ts';
 import { sleep } from './executor-kit.ts';
-import { startExecutorProcess } from './executor-process-kit.ts';
+import { jobInitsOf, startExecutorProcess } from './executor-process-kit.ts';
 import type { ExecutorProcess } from './executor-process-kit.ts';
 
 const restart = suite('executor restarts');
@@ -33,10 +33,14 @@ async function readFrom(
   return { bytes: Buffer.concat(chunks), ended };
 }
 
-/** A watcher as jobctl logs -f is one: reads, and on a broken stream resumes from its offset. */
+/**
+ * A watcher as jobctl logs -f is one: reads, and on a broken stream resumes from its offset. It
+ * gives up after a minute, so that a failed test ends instead of leaving it retrying forever.
+ */
 async function watchAcrossRestarts(socketPath: () => string, id: string): Promise<Buffer> {
   let received = Buffer.alloc(0);
-  for (;;) {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
     const client = new ExecutorClient(socketPath());
     const { bytes, ended } = await readFrom(client, id, received.length);
     client.close();
@@ -44,6 +48,7 @@ async function watchAcrossRestarts(socketPath: () => string, id: string): Promis
     if (ended) return received;
     await sleep(50);
   }
+  throw new Error(`the watcher of ${id} never saw the end (${received.length} bytes)`);
 }
 
 async function untilEnded(client: ExecutorClient, id: string): Promise<JobRecord> {
@@ -52,19 +57,6 @@ async function untilEnded(client: ExecutorClient, id: string): Promise<JobRecord
     if (record.state !== 'RUNNING') return record;
     await sleep(20);
   }
-}
-
-function initsOf(stateDir: string): number {
-  let count = 0;
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'jobworker-init') continue;
-      if (readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(stateDir)) count += 1;
-    } catch {
-      // gone
-    }
-  }
-  return count;
 }
 
 const LINES = 400;
@@ -82,7 +74,7 @@ restart(
       const watchers = Array.from({ length: 3 }, () => watchAcrossRestarts(current, job.id));
       await sleep(400);
       await x.stop('SIGKILL');
-      assert.is(initsOf(x.stateDir), 1, 'the job runs on while no executor does');
+      assert.is(jobInitsOf(x.stateDir), 1, 'the job runs on while no executor does');
       await sleep(300);
       x = await x.restart();
       const again = new ExecutorClient(x.socketPath);
@@ -113,7 +105,7 @@ restart('SIGTERM leaves jobs to their keepers; the next executor takes them over
     const { code } = await x.stop('SIGTERM');
     assert.is(code, 0, x.log());
     assert.not.ok(existsSync(x.socketPath));
-    assert.is(initsOf(x.stateDir), 1, 'the job runs on');
+    assert.is(jobInitsOf(x.stateDir), 1, 'the job runs on');
     x = await x.restart();
     client = new ExecutorClient(x.socketPath);
     assert.is((await client.getJob(job.id)).state, 'RUNNING');
@@ -124,7 +116,7 @@ restart('SIGTERM leaves jobs to their keepers; the next executor takes them over
       ['STOPPED', 'stopped', 'SIGTERM'],
     );
     client.close();
-    assert.is(initsOf(x.stateDir), 0);
+    assert.is(jobInitsOf(x.stateDir), 0);
   } finally {
     await x.remove();
   }
@@ -141,7 +133,7 @@ restart('a job that ends while no executor runs is recorded exactly when one is 
     client.close();
     await x.stop('SIGKILL');
     await sleep(1500);
-    assert.is(initsOf(x.stateDir), 0, 'the job has ended meanwhile');
+    assert.is(jobInitsOf(x.stateDir), 0, 'the job has ended meanwhile');
     x = await x.restart();
     client = new ExecutorClient(x.socketPath);
     const record = await client.getJob(job.id);
@@ -169,7 +161,7 @@ restart('a job times out while no executor runs: stopped on time, recorded timed
     client.close();
     await x.stop('SIGKILL');
     await sleep(1500);
-    assert.is(initsOf(x.stateDir), 0, 'the keeper enforced the timeout (and the grace) alone');
+    assert.is(jobInitsOf(x.stateDir), 0, 'the keeper enforced the timeout (and the grace) alone');
     x = await x.restart();
     client = new ExecutorClient(x.socketPath);
     const record = await client.getJob(job.id);
@@ -251,7 +243,7 @@ restart(
       const record = await untilEnded(client, job.id);
       assert.equal([record.state, record.endReason], ['FAILED', 'executor-restarted']);
       assert.match(record.error ?? '', /keeper was gone .* the job was killed with it/);
-      assert.is(initsOf(x.stateDir), 0);
+      assert.is(jobInitsOf(x.stateDir), 0);
       client.close();
     } finally {
       await x.remove();

@@ -1,7 +1,7 @@
 // SIGTERM to each process while it is busy: it stops cleanly and no output a job writes is lost;
 // the executor leaves its jobs to their keepers, and a drain ends them with nothing left behind.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
 import { suite } from 'uvu';
@@ -11,24 +11,10 @@ import type { OutputChunk } from '../../api/generated/jobworker/v1/jobworker.ts'
 import { sleep } from './executor-kit.ts';
 import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
 import { createLogger } from '../../shared/logger.ts';
-import { startExecutorProcess, untilNoJobRunning } from './executor-process-kit.ts';
+import { jobInitsOf, startExecutorProcess, untilNoJobRunning } from './executor-process-kit.ts';
 import { codeOf, start, startStack } from './api-kit.ts';
 
 const shutdown = suite('shutdown under load');
-
-function helperProcessesOf(stateDir: string): number {
-  // Count job inits, whose mount namespace shows the state directory in its mountinfo.
-  let count = 0;
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'jobworker-init') continue;
-      if (readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(stateDir)) count += 1;
-    } catch {
-      // gone
-    }
-  }
-  return count;
-}
 
 shutdown(
   'SIGTERM to a busy executor: it exits 0, its jobs run on; a drain stops them, output kept, nothing left',
@@ -57,20 +43,20 @@ shutdown(
         }
       });
       await sleep(500);
-      assert.ok(helperProcessesOf(x.stateDir) === 4, 'four jobs running');
+      assert.ok(jobInitsOf(x.stateDir) === 4, 'four jobs running');
       const { code } = await x.stop('SIGTERM');
       await Promise.all(watchers);
       client.close();
       assert.is(code, 0, x.log());
       assert.not.ok(existsSync(x.socketPath));
-      assert.is(helperProcessesOf(x.stateDir), 4, 'the jobs run on under their keepers');
+      assert.is(jobInitsOf(x.stateDir), 4, 'the jobs run on under their keepers');
 
       const again = await x.restart();
       client = new ExecutorClient(again.socketPath);
       try {
         await drainKeepers(`${x.stateDir}/state`, 1000, createLogger('test-drain', 'error'));
         await untilNoJobRunning(`${x.stateDir}/state`);
-        assert.is(helperProcessesOf(x.stateDir), 0);
+        assert.is(jobInitsOf(x.stateDir), 0);
         for (const job of jobs) {
           const record = await client.getJob(job.id);
           assert.is(record.state, 'STOPPED');
