@@ -99,7 +99,10 @@ export async function startStack(
       await chmod(path, mode);
     }
   }
-  let executor = await startExecutorProcess(executorConfig);
+  let executor = await startExecutorProcess(executorConfig).catch(async (error: unknown) => {
+    await rm(pki.dir, { recursive: true, force: true });
+    throw error;
+  });
   const configPath = join(executor.stateDir, 'api.json');
   await writeFile(
     configPath,

@@ -60,7 +60,10 @@ async function waitForSocket(path: string, child: ChildProcess, log: () => strin
       socket.once('error', () => resolve(false));
     });
     if (connected) return;
-    if (Date.now() > deadline) throw new Error(`executor did not listen on ${path}:\n${log()}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`executor did not listen on ${path}:\n${log()}`);
+    }
     await sleep(50);
   }
 }
@@ -203,5 +206,14 @@ export async function startExecutorProcess(
       ...config,
     }),
   );
-  return launch(stateDir, cgroupName, configPath);
+  try {
+    return await launch(stateDir, cgroupName, configPath);
+  } catch (error) {
+    // An executor that never listened leaves no job: only its directory (and tmpfs) to remove.
+    const state = join(stateDir, 'state');
+    if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${state} `))
+      execFileSync('umount', [state]);
+    await rm(stateDir, { recursive: true, force: true });
+    throw error;
+  }
 }
