@@ -11,8 +11,7 @@ import { CPU_LIST, jobSpecSchema } from '../../shared/job-spec-schema.ts';
 import { STORAGE_KINDS } from '../../shared/job.ts';
 import type { JobSpec, StorageKind as JobStorageKind } from '../../shared/job.ts';
 import { msToDuration } from '../../shared/proto-duration.ts';
-import { StorageKind } from '../generated/jobworker/v1/jobworker.ts';
-import type { Limits, StartJobRequest } from '../generated/jobworker/v1/jobworker.ts';
+import type { Limits, StartJobRequest, StorageKind } from '../generated/jobworker/v1/jobworker.ts';
 import { allStrings, lastString, optionKey } from './cli-args.ts';
 import type { ParsedOptions } from './cli-args.ts';
 import { UsageError } from './cli-errors.ts';
@@ -236,11 +235,14 @@ export const JOB_FLAGS = {
   },
 } as const;
 
-/** --storage-kind's words, as the proto's values. */
-const STORAGE_KIND_VALUES: Record<JobStorageKind, StorageKind> = {
-  memory: StorageKind.STORAGE_KIND_MEMORY,
-  disk: StorageKind.STORAGE_KIND_DISK,
-};
+/**
+ * --storage-kind's words, as the proto's values: numbers here, because the generated module loads
+ * gRPC, which jobctl loads only once it connects (a unit test holds them to the generated enum).
+ */
+export const STORAGE_KIND_VALUES = {
+  memory: 1,
+  disk: 2,
+} as const satisfies Record<JobStorageKind, StorageKind>;
 
 export function parseStorageKind(flag: string, text: string): JobStorageKind {
   const kind = STORAGE_KINDS.find((name) => name === text.trim());

@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CHECKOUT } from '../../shared/dev-layout.ts';
 import { TEST_PREFIX } from './executor-kit.ts';
-import { openJobctlKit } from './jobctl-kit.ts';
+import { JOBCTL, openJobctlKit } from './jobctl-kit.ts';
 import type { JobctlKit } from './jobctl-kit.ts';
 
 const connection = suite<{ kit: JobctlKit; otherPki: string }>('jobctl connection');
@@ -276,6 +276,31 @@ connection('installed as the package bin: npx jobctl works from the checkout', (
   assert.is(ran.status, 0, ran.stderr);
   assert.match(ran.stdout, /^jobctl \d+\.\d+\.\d+ \(node v/);
 });
+
+connection(
+  'commands that talk to no server (version, help, completion) never load gRPC: they start fast',
+  async ({ kit }) => {
+    // A preloaded probe says, at exit, whether the process loaded anything of @grpc/grpc-js.
+    const dir = await mkdtemp(`/var/tmp/${TEST_PREFIX}probe-`);
+    const probe = join(dir, 'probe.cjs');
+    await writeFile(
+      probe,
+      "process.on('exit', () => { if (Object.keys(require.cache).some((path) => path.includes('@grpc/grpc-js'))) process.stderr.write('loaded gRPC\\n'); });\n",
+    );
+    try {
+      for (const args of [['version'], ['--help'], ['run', '--help'], ['completion', 'bash']]) {
+        const ran = spawnSync(process.execPath, ['--require', probe, JOBCTL, ...args], {
+          env: kit.env(),
+          encoding: 'utf8',
+        });
+        assert.is(ran.status, 0, ran.stderr);
+        assert.not.match(ran.stderr, /loaded gRPC/, `jobctl ${args.join(' ')}`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 connection(
   'bash completion: valid bash that completes commands, flags and job ids',

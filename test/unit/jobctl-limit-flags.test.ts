@@ -11,6 +11,7 @@ import {
   parseRate,
   parseSize,
   startRequestFromFlags,
+  STORAGE_KIND_VALUES,
 } from '../../api/jobctl/limit-flags.ts';
 import { StorageKind } from '../../api/generated/jobworker/v1/jobworker.ts';
 
@@ -190,6 +191,11 @@ units('a request the server would refuse is refused here, naming the flag', () =
   startRequestFromFlags({ memory: '64m', storage: '128m', storageKind: 'disk' }, ['true'], {});
   assert.is(refuse({ storage: '512k' }), '--storage "512k": must be at least 1MiB');
   assert.is(refuse({ storageKind: 'ssd' }), '--storage-kind "ssd": must be one of memory, disk');
+  // jobctl writes the proto's values as numbers (the generated module would load gRPC at start).
+  assert.equal(STORAGE_KIND_VALUES, {
+    memory: StorageKind.STORAGE_KIND_MEMORY,
+    disk: StorageKind.STORAGE_KIND_DISK,
+  });
   assert.is(refuse({ workdir: 'relative' }), '--workdir: must be an absolute path');
   assert.is(
     refuse({ env: ['1BAD=x'] }),
