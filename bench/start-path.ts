@@ -4,6 +4,7 @@
 // and `setpriv` to a uid with no capabilities. Each figure is printed as a ratio to its baseline,
 // with the target beside it. Then the memory and the listing cost that 1,000 finished jobs add.
 import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListJobsRequest } from '../api/generated/jobworker/v1/jobworker.ts';
@@ -15,6 +16,8 @@ const FLOOR_UID = 199_999;
 const LIFE_TARGET = 2; // a job's life at most twice the floor's
 const RATE_TARGET = 0.5; // at least half the floor's jobs per second
 const FINISHED_JOBS = 1000;
+/** USER_HZ: /proc's CPU times are in these ticks (100 on every Linux this runs on). */
+const CLOCK_TICKS = 100;
 
 interface LifeFigures {
   life_ms: { jobworker: number[]; baseline: number[] };
@@ -47,6 +50,21 @@ function runPython(args: string[]): Promise<string> {
       code === 0 ? resolve(out) : reject(new Error(`job_life.py exited ${code}`)),
     );
   });
+}
+
+/** CPU seconds a process has used so far (user + system), from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** CPU seconds every core has spent busy (neither idle nor waiting for IO), from /proc/stat. */
+function hostCpu(): number {
+  const fields = (/^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? '')
+    .split(/\s+/)
+    .map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = fields;
+  return (user + nice + system + irq + softirq) / CLOCK_TICKS;
 }
 
 async function rssMiB(pid: number): Promise<number> {
@@ -112,6 +130,9 @@ try {
     return median(samples);
   };
   const before = await listMedian();
+  const executorPid = stack.executor.child.pid ?? 0;
+  const apiPid = stack.api.pid ?? 0;
+  const cpuBefore = { executor: cpuSeconds(executorPid), api: cpuSeconds(apiPid), host: hostCpu() };
   let ended = 0;
   const worker = async () => {
     while (ended < FINISHED_JOBS) {
@@ -121,6 +142,11 @@ try {
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
+  const perJobMs = (seconds: number) =>
+    `${((seconds * 1000) / FINISHED_JOBS).toFixed(2).padStart(8)} ms`;
+  const executorCpu = cpuSeconds(executorPid) - cpuBefore.executor;
+  const apiCpu = cpuSeconds(apiPid) - cpuBefore.api;
+  const hostCpuUsed = hostCpu() - cpuBefore.host;
   const after = await listMedian();
   console.log(`\nwith ${FINISHED_JOBS} more finished jobs`);
   line(
@@ -134,6 +160,17 @@ try {
     `median ${after.toFixed(2).padStart(8)} ms`,
   );
   ratioLine('after / before', after / before, '≤ 2 (flat)', after / before <= 2);
+  // Where a start's CPU goes (8 in flight, Node's gRPC client in this process): what bounds the
+  // rate on a machine whose cores are all busy.
+  console.log(
+    `\nCPU per job while those ${FINISHED_JOBS} ran (8 in flight; the machine's, all cores)`,
+  );
+  line('executor', perJobMs(executorCpu));
+  line('API', perJobMs(apiCpu));
+  line(
+    'everything else (keepers, jobs, kernel, this client)',
+    perJobMs(hostCpuUsed - executorCpu - apiCpu),
+  );
 } finally {
   await rm(scratch, { recursive: true, force: true });
   await stack.close();
