@@ -12,6 +12,8 @@ import { addExtension, Packr, Unpackr } from 'msgpackr/index-no-eval';
 /** About 1 MiB: a start request with the largest argv/env fits; output chunks are far smaller. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 const HEADER_BYTES = 4;
+/** How much of an unfinished frame must have come before it gets a buffer of its full size. */
+const PARTIAL_FRAME_MIN_BYTES = 64 * 1024;
 
 // Records (msgpackr's structure extension) are off: each frame is plain msgpack that any
 // implementation reads. (msgpackr still reads a record definition inside a frame, as plain
@@ -71,6 +73,13 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private failed = false;
+  /**
+   * A large frame that spans reads is gathered here, each byte copied once, instead of keeping
+   * its pieces and joining them at the end (two copies, and garbage). Made only once the peer
+   * has sent PARTIAL_FRAME_MIN_BYTES of it, so that a header alone reserves no memory.
+   */
+  private partial: Buffer | null = null;
+  private partialFilled = 0;
 
   constructor(maxBytes = MAX_FRAME_BYTES) {
     this.maxBytes = maxBytes;
@@ -78,9 +87,21 @@ export class FrameDecoder {
 
   push(chunk: Buffer): unknown[] {
     if (this.failed) throw new FrameError('decoder already failed');
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
     const values: unknown[] = [];
+    let rest = chunk;
+    if (this.partial !== null) {
+      const frame = this.partial;
+      const used = Math.min(rest.length, frame.length - this.partialFilled);
+      rest.copy(frame, this.partialFilled, 0, used);
+      this.partialFilled += used;
+      rest = rest.subarray(used);
+      if (this.partialFilled < frame.length) return values;
+      this.partial = null;
+      values.push(this.decode(frame.subarray(HEADER_BYTES)));
+    }
+    if (rest.length === 0) return values;
+    this.chunks.push(rest);
+    this.buffered += rest.length;
     for (;;) {
       if (this.buffered < HEADER_BYTES) break;
       const length = this.peekLength();
@@ -88,16 +109,33 @@ export class FrameDecoder {
         this.failed = true;
         throw new FrameError(`frame length ${length} exceeds the maximum of ${this.maxBytes}`);
       }
-      if (this.buffered < HEADER_BYTES + length) break;
-      const body = this.take(HEADER_BYTES + length).subarray(HEADER_BYTES);
-      try {
-        values.push(unpackr.unpack(body));
-      } catch (error) {
-        this.failed = true;
-        throw new FrameError(`undecodable frame: ${(error as Error).message}`);
+      if (this.buffered < HEADER_BYTES + length) {
+        if (this.buffered >= PARTIAL_FRAME_MIN_BYTES) this.gatherPartial(HEADER_BYTES + length);
+        break;
       }
+      values.push(this.decode(this.take(HEADER_BYTES + length).subarray(HEADER_BYTES)));
     }
     return values;
+  }
+
+  private decode(body: Buffer): unknown {
+    try {
+      return unpackr.unpack(body);
+    } catch (error) {
+      this.failed = true;
+      throw new FrameError(`undecodable frame: ${(error as Error).message}`);
+    }
+  }
+
+  /** Moves the buffered start of a frame of `size` bytes (header included) into its own buffer. */
+  private gatherPartial(size: number): void {
+    const frame = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const kept of this.chunks) at += kept.copy(frame, at);
+    this.partial = frame;
+    this.partialFilled = at;
+    this.chunks = [];
+    this.buffered = 0;
   }
 
   /**
@@ -114,7 +152,7 @@ export class FrameDecoder {
 
   /** Bytes received but not yet part of a complete frame. */
   get pendingBytes(): number {
-    return this.buffered;
+    return this.buffered + (this.partial === null ? 0 : this.partialFilled);
   }
 
   private peekLength(): number {
