@@ -221,9 +221,14 @@ authz(
   async ({ stack, as }) => {
     const job = await start(as.alice, { argv: ['true'] });
     await codeOf(get(as.bob, job.id));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The outcome line may reach the log a moment after the client has its answer.
+    const completedOf = (lines: Record<string, unknown>[]) =>
+      lines.filter((entry) => entry.stage === 'completed' && entry.job === job.id);
+    const deadline = Date.now() + 10_000;
+    while (completedOf(auditLines(stack)).length < 2 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
     const audit = auditLines(stack);
-    const completed = audit.filter((entry) => entry.stage === 'completed' && entry.job === job.id);
+    const completed = completedOf(audit);
     const pick = (entry: Record<string, unknown>) => [
       entry.who,
       entry.role,
