@@ -130,7 +130,8 @@ shutdown(
     const x = await startExecutorProcess();
     try {
       x.child.kill('SIGHUP');
-      await sleep(300);
+      const deadline = Date.now() + 10_000;
+      while (!/SIGHUP: /.test(x.log()) && Date.now() < deadline) await sleep(20);
       assert.is(x.child.exitCode, null);
       assert.match(x.log(), /SIGHUP: the executor reads its configuration at start only/);
       const client = new ExecutorClient(x.socketPath);
