@@ -43,6 +43,25 @@ const FILE_TIME_LIMIT_MS = 10 * 60_000;
 const VM_SUITE_TIME_LIMIT_MS = 25 * 60_000;
 
 /**
+ * The process group of the command running now. Each command runs in a group of its own (so that
+ * a hung one can be stopped whole), which a terminal's Ctrl-C no longer reaches: SIGINT and
+ * SIGTERM to this runner are passed on to it, and the runner stops once it has ended.
+ */
+let runningGroup: number | null = null;
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    stopping = true;
+    if (runningGroup === null) process.exit(130);
+    try {
+      process.kill(-runningGroup, signal);
+    } catch {
+      // already gone
+    }
+  });
+}
+
+/**
  * Runs a command with inherited output plus a captured copy; resolves with exit code and text.
  * Past the time limit its whole process group gets SIGTERM (so executors and stacks it started
  * can clean up), and SIGKILL 15 s later.
@@ -54,6 +73,7 @@ function run(
 ): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    runningGroup = child.pid ?? null;
     let output = '';
     const collect = (chunk: Buffer, sink: NodeJS.WriteStream) => {
       output += chunk.toString('utf8');
@@ -78,6 +98,8 @@ function run(
     child.on('close', (code, signal) => {
       clearTimeout(limit);
       clearTimeout(killer);
+      runningGroup = null;
+      if (stopping) process.exit(130);
       resolve({ code: code ?? 128 + (signal ? 9 : 0), output });
     });
   });
