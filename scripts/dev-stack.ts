@@ -218,10 +218,10 @@ A first job, through jobctl, the API and the executor:
 `);
   await firstJob(values.listen, dir);
   console.log(`
-More, from this checkout in another terminal:
-  sudo npx jobctl run -- uname -a
-  sudo npx jobctl list --all
-  sudo npx jobctl --help
+More, from this checkout in another terminal, as root (or with sudo):
+  npx jobctl run -- uname -a
+  npx jobctl list --all
+  npx jobctl --help
 
 Ctrl-C stops both processes.`);
 
