@@ -62,8 +62,19 @@ resilience(
     await stack.executor.stop('SIGKILL');
     assert.is(await ended, status.UNAVAILABLE);
     await stack.restartExecutor();
+    // As a client would: once the API says it is serving again (a call may otherwise still meet
+    // the outage, UNAVAILABLE "try again shortly"; the log says why if one does here).
+    await until('health', () => healthOf(stack), Serving.SERVING);
     // Its keeper kept it running; the restarted executor took it over.
-    const record = await unary<{ id: string }, Job>(ada, 'getJob', { id: job.id });
+    const record = await unary<{ id: string }, Job>(ada, 'getJob', { id: job.id }).catch(
+      (error: unknown) => {
+        const warnings = stack
+          .apiLog()
+          .split('\n')
+          .filter((line) => line.includes('"level":40') || line.includes('"level":50'));
+        throw new Error(`${(error as Error).message}; the API's warnings:\n${warnings.join('\n')}`);
+      },
+    );
     assert.is(record.state, JobState.JOB_STATE_RUNNING);
   },
 );
