@@ -15,6 +15,7 @@ import type { JobLimits, JobRecord, JobSpec, JobState, StorageKind } from '../..
 import { resolveBlockDevices } from '../cgroup/block-device.ts';
 import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
 import type { ExecutorConfig } from '../config.ts';
+import { CoalescedTask } from './coalesced-task.ts';
 import { clampToHost, readHostCapacity } from './host-capacity.ts';
 import { describeStartError, startStage } from './job-end.ts';
 import { JobStore } from './job-store.ts';
@@ -29,6 +30,7 @@ import { UidPool } from './uid-pool.ts';
 
 /** How often ended jobs are checked against the retention policy (also after every job). */
 const RETENTION_INTERVAL_MS = 60_000;
+const RETENTION_COALESCE_MS = 500;
 
 /** Below this much free space on the state filesystem, new jobs are refused (records, status). */
 const MIN_FREE_STATE_BYTES = 1024 * 1024;
@@ -128,6 +130,11 @@ export class JobRuntime {
   private closing = false;
   private sweeping = false;
   private retentionTimer: NodeJS.Timeout | undefined;
+  /** A sweep soon after jobs end, at most one per RETENTION_COALESCE_MS however many end. */
+  private readonly retentionAfterEnd = new CoalescedTask(
+    () => this.applyRetention(),
+    RETENTION_COALESCE_MS,
+  );
 
   private constructor(parts: RuntimeParts) {
     this.settings = parts.config;
@@ -481,7 +488,7 @@ export class JobRuntime {
     entry.running = null;
     this.uids.release(uid);
     this.closeLiveLogIfIdle(entry);
-    void this.applyRetention();
+    this.retentionAfterEnd.request();
   }
 
   /** Keeps the summary of an ended job, and its record only when it is small. */
@@ -665,6 +672,7 @@ export class JobRuntime {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.retentionTimer);
+    this.retentionAfterEnd.cancel();
     this.store.close();
     let detached = 0;
     const recording: Promise<unknown>[] = [];
