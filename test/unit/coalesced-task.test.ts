@@ -9,8 +9,9 @@ const coalesced = suite('coalesced task');
 
 coalesced('a burst runs once at once and once more after the interval', async () => {
   let runs = 0;
-  const task = new CoalescedTask(async () => {
+  const task = new CoalescedTask(() => {
     runs += 1;
+    return Promise.resolve();
   }, 100);
   for (let i = 0; i < 1000; i += 1) task.request();
   assert.is(runs, 1, 'the first request runs at once');
@@ -45,8 +46,9 @@ coalesced('a request during a run is not lost, and runs never overlap', async ()
 
 coalesced('nothing runs after cancel', async () => {
   let runs = 0;
-  const task = new CoalescedTask(async () => {
+  const task = new CoalescedTask(() => {
     runs += 1;
+    return Promise.resolve();
   }, 50);
   task.request();
   task.request();
