@@ -47,6 +47,14 @@ async function main(): Promise<void> {
     process.exit(78); // EX_CONFIG
   }
   const logger = createLogger('executor', config.logLevel);
+  // Node's default for SIGHUP is to exit. The executor reads its configuration at start only: say
+  // so, and keep running. Installed first: a SIGHUP while the executor starts (its socket may
+  // already take connections) must not end it either.
+  process.on('SIGHUP', () =>
+    logger.warn(
+      'SIGHUP: the executor reads its configuration at start only; restart it to apply changes',
+    ),
+  );
   if (process.getuid?.() !== 0) {
     logger.fatal('the executor must run as root (it creates cgroups, namespaces and job users)');
     process.exit(77); // EX_NOPERM
@@ -88,13 +96,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // Node's default for SIGHUP is to exit, which would take every job with it. The executor reads
-  // its configuration at start only: say so, and keep running.
-  process.on('SIGHUP', () =>
-    logger.warn(
-      'SIGHUP: the executor reads its configuration at start only; restart it to apply changes',
-    ),
-  );
 }
 
 await main();
