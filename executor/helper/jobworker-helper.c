@@ -7,8 +7,11 @@
  * is started by the executor only (never by a user) and trusts the executor; it still refuses
  * specs that would run a job as root.
  *
- * Three processes:
+ * Four processes:
  *
+ *   launcher  (root, one per executor, its child; `jobworker-helper launcher <socket>`)
+ *      │    forks a keeper for each connection to <socket>, so that no job start pays for a
+ *      │    spawn from the executor's large Node process; ends with the executor, keepers do not
  *   keeper  (host PID namespace, root, its own session, outside the job's cgroups)
  *      │    owns the job for its whole life, whether or not an executor is running: holds the
  *      │    read ends of the job's stdout and stderr pipes and appends what arrives to the
@@ -24,17 +27,20 @@
  *           └─ job  born inside the job's cgroups; drops every privilege, installs the seccomp
  *                   filter, execs.
  *
- * The job's directory (fd 4 at start, root-only) holds what the keeper writes:
+ * The job's directory (the spec's job-dir, root-only; fd 4 in the keeper) holds what the keeper
+ * writes:
  *   output.bin     stdout and stderr bytes in order of arrival (clients' offsets are into this)
  *   output.idx     8-byte big-endian entries (run start offset << 1 | 0 stdout, 1 stderr),
  *                  each written before its run's bytes: no byte is ever on disk without its tag
  *   keeper.sock    where a restarted executor finds the keeper again
  *   keeper.status  written once, atomically, when the job has ended (see write_status)
  *
- * Protocol. Start, on fd 3 (a socket from the executor that launches the job):
+ * Protocol. The launcher, on its fd 3 (a socket from the executor that started it):
+ *   launcher → executor  "ready" once it listens | "start-error <errno> <stage>", then exits
+ * Start, on a keeper's fd 3 (the executor's connection to the launcher's socket):
  *   keeper → executor  "keeper <pid> <start time>"       (start time: /proc/<pid>/stat field 22)
  *   executor → keeper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs (keys:
- *                      uid gid hostname storage storage-bytes storage-inodes storage-image
+ *                      job-dir uid gid hostname storage storage-bytes storage-inodes storage-image
  *                      cwd tmp-size output-max timeout-ms timeout-grace-ms nofile cgroup2 cgroup*
  *                      mask* arg* env*; the storage keys under "The job's own filesystem")
  *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
@@ -117,6 +123,7 @@
 enum storage_kind { STORAGE_UNSET, STORAGE_MEMORY, STORAGE_DISK };
 
 struct spec {
+    const char *job_dir;               /* host path of the job's root-only directory */
     uid_t uid;
     gid_t gid;
     const char *hostname;
@@ -295,7 +302,9 @@ static void read_spec(struct spec *s)
             fail(EINVAL, "spec key %s has no value", key);
         char *value = p;
         p += strlen(p) + 1;
-        if (strcmp(key, "uid") == 0)
+        if (strcmp(key, "job-dir") == 0)
+            s->job_dir = value;
+        else if (strcmp(key, "uid") == 0)
             s->uid = (uid_t)parse_id(key, value);
         else if (strcmp(key, "gid") == 0)
             s->gid = (gid_t)parse_id(key, value);
@@ -342,6 +351,8 @@ static void read_spec(struct spec *s)
     }
 
     /* The executor validated all of this; a job must still never run as root here. */
+    if (!s->job_dir || !is_absolute_clean_path(s->job_dir))
+        fail(EINVAL, "spec job-dir");
     if (s->uid == 0 || s->gid == 0)
         fail(EPERM, "spec uid/gid");
     if (s->argc == 0)
@@ -1037,32 +1048,36 @@ static void close_all_but(const int *keep, size_t n)
     close_range((unsigned)last + 1, ~0u, 0);
 }
 
-int main(int argc, char **argv)
+/* The job's directory becomes JOB_DIR_FD and our working directory. The executor made it,
+ * root's alone; anything else at that path is refused, not written into. */
+static void enter_job_dir(const char *path)
 {
-    (void)argv;
-    if (argc != 1) {
-        fprintf(stderr, "jobworker-helper: started by the jobworker executor only\n");
-        return EXIT_HELPER_FAILED;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fail(errno, "open the job directory");
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        fail(errno, "stat the job directory");
+    if (st.st_uid != 0 || (st.st_mode & 077) != 0)
+        fail(EPERM, "the job directory is not root's alone");
+    if (fd != JOB_DIR_FD) {
+        if (dup3(fd, JOB_DIR_FD, O_CLOEXEC) < 0)
+            fail(errno, "enter the job directory");
+        close(fd);
     }
-    if (fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC) < 0 || fcntl(JOB_DIR_FD, F_SETFD, FD_CLOEXEC) < 0) {
-        fprintf(stderr, "jobworker-helper: no control socket on fd 3 or job directory on fd 4\n");
-        return EXIT_HELPER_FAILED;
-    }
-    /* Only 0 (/dev/null), 1, 2, the control socket and the job directory are expected. */
-    if (close_range(JOB_DIR_FD + 1, ~0u, 0) < 0)
-        fail(errno, "close inherited descriptors");
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(devnull, STDOUT_FILENO) < 0 ||
-        dup2(devnull, STDERR_FILENO) < 0)
-        fail(errno, "stdio /dev/null");
-    close(devnull);
+    if (fchdir(JOB_DIR_FD) < 0)
+        fail(errno, "enter the job directory");
+}
+
+/* The keeper's start, in a child the launcher has just forked (see run_launcher): fd 3 is the
+ * executor's connection, 0-2 are /dev/null, nothing else is open. */
+__attribute__((noreturn)) static void run_keeper(void)
+{
     /* The keeper outlives the executor: no death signal from it, and a write to a connection
      * the executor dropped is an error to handle (EPIPE), not the keeper's end. */
     signal(SIGPIPE, SIG_IGN);
     /* Our files are root's alone; keeper.sock's path is relative to the job directory. */
     umask(077);
-    if (fchdir(JOB_DIR_FD) < 0)
-        fail(errno, "enter the job directory");
 
     struct keeper k = {.pid = getpid(), .last_tag = -1, .use_splice = true};
     for (size_t i = 0; i < MAX_CLIENTS; i++)
@@ -1073,6 +1088,7 @@ int main(int argc, char **argv)
     struct spec spec = {0};
     read_spec(&spec);
     k.spec = &spec;
+    enter_job_dir(spec.job_dir);
 
     /* Signals stay blocked from here on: the keeper takes them from a signalfd in its loop, the
      * init with sigwaitinfo; nothing can arrive between a check and a wait. */
@@ -1135,6 +1151,109 @@ int main(int argc, char **argv)
         die_errno("control socket non-blocking");
     add_client(&k, CONTROL_FD);
     keep(&k);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Launcher                                                                                  */
+
+/* After a failed accept that may repeat at once (out of descriptors or memory), a pause before
+ * the next try instead of a busy loop; the executor's connection waits in the backlog. */
+#define ACCEPT_RETRY_MS 10
+
+/* One connection, one keeper: the child becomes the keeper with the connection as its fd 3. */
+static void launch_keeper(int listen_fd)
+{
+    int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            poll(NULL, 0, ACCEPT_RETRY_MS);
+        return;
+    }
+    /* Only root can reach the socket (the state directory is root's alone); checked all the
+     * same, because what connects here gets a process that runs as root. */
+    struct ucred peer;
+    socklen_t len = sizeof peer;
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || peer.uid != 0) {
+        close(conn);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Its own session: signals to the executor's process group (a Ctrl-C on a dev stack's
+         * terminal) never reach a keeper. */
+        setsid();
+        signal(SIGCHLD, SIG_DFL);
+        if (dup3(conn, CONTROL_FD, O_CLOEXEC) < 0)
+            _exit(EXIT_HELPER_FAILED);
+        close_range(CONTROL_FD + 1, ~0u, 0);
+        run_keeper();
+    }
+    /* The child has its copy; if the fork failed, the executor sees its connection close
+     * before any hello, and reports that job's start as failed. */
+    close(conn);
+}
+
+/* The executor starts this once, as `jobworker-helper launcher <socket>`, and asks it for every
+ * job's keeper: forking this small process costs a fraction of what a spawn from the executor
+ * did (a fork of a Node process of a hundred MiB, then an exec of the helper). It listens on
+ * <socket>, in the executor's root-only state directory, and forks one keeper per connection,
+ * which then serves that connection (the protocol at the top). fd 3 is its link to the executor:
+ * "ready" once it listens, or the start error; when the executor closes it (stops, restarts,
+ * crashes) the launcher ends, and the keepers, which are not its to keep, carry on without it.
+ * It leaves the socket's file for the next executor, which may already have bound a new one. */
+__attribute__((noreturn)) static void run_launcher(const char *socket_path)
+{
+    if (fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC) < 0) {
+        fprintf(stderr, "jobworker-helper: no executor link on fd 3\n");
+        _exit(EXIT_HELPER_FAILED);
+    }
+    if (close_range(CONTROL_FD + 1, ~0u, 0) < 0)
+        fail(errno, "close inherited descriptors");
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(devnull, STDOUT_FILENO) < 0 ||
+        dup2(devnull, STDERR_FILENO) < 0)
+        fail(errno, "stdio /dev/null");
+    close(devnull);
+    signal(SIGPIPE, SIG_IGN);
+    /* Keepers are reaped by the kernel: the launcher never waits for one. */
+    signal(SIGCHLD, SIG_IGN);
+    umask(077);
+
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    if (!is_absolute_clean_path(socket_path) || strlen(socket_path) >= sizeof address.sun_path)
+        fail(EINVAL, "launcher socket path");
+    strcpy(address.sun_path, socket_path);
+    int listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (listen_fd < 0)
+        fail(errno, "launcher socket");
+    if (unlink(socket_path) < 0 && errno != ENOENT)
+        fail(errno, "remove an old launcher socket");
+    if (bind(listen_fd, (struct sockaddr *)&address, sizeof address) < 0 ||
+        listen(listen_fd, SOMAXCONN) < 0)
+        fail(errno, "listen on the launcher socket");
+    report(CONTROL_FD, "ready\n");
+
+    struct pollfd fds[] = {{.fd = CONTROL_FD, .events = POLLIN}, {.fd = listen_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            die_errno("launcher poll");
+        }
+        /* The executor never writes here: readable means it is gone. */
+        if (fds[0].revents != 0)
+            _exit(0);
+        if (fds[1].revents != 0)
+            launch_keeper(listen_fd);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "launcher") == 0)
+        run_launcher(argv[2]);
+    fprintf(stderr, "jobworker-helper: started by the jobworker executor only\n");
+    return EXIT_HELPER_FAILED;
 }
 
 /* ---------------------------------------------------------------------------------------- */

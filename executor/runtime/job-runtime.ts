@@ -2,7 +2,7 @@
 // executor's socket handlers, and usable in-process (the root tests drive it directly too).
 import { randomBytes } from 'node:crypto';
 import { realpath, statfs } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ListArgs, ListResult, OutputChunk } from '../../shared/executor-protocol.ts';
 import { MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
@@ -19,6 +19,7 @@ import { CoalescedTask } from './coalesced-task.ts';
 import { clampToHost, readHostCapacity } from './host-capacity.ts';
 import { describeStartError, startStage } from './job-end.ts';
 import { JobStore } from './job-store.ts';
+import { KeeperLauncher } from './keeper-launcher.ts';
 import { killKeeper, reconnectKeeper } from './keeper-link.ts';
 import type { KeeperStorage } from './keeper-link.ts';
 import { readKeeperStatus } from './keeper-status.ts';
@@ -31,6 +32,8 @@ import { UidPool } from './uid-pool.ts';
 /** How often ended jobs are checked against the retention policy (also after every job). */
 const RETENTION_INTERVAL_MS = 60_000;
 const RETENTION_COALESCE_MS = 500;
+/** The keeper launcher's socket, in the root-only state directory. */
+const LAUNCHER_SOCKET = 'launcher.sock';
 
 /** Below this much free space on the state filesystem, new jobs are refused (records, status). */
 const MIN_FREE_STATE_BYTES = 1024 * 1024;
@@ -120,6 +123,7 @@ export class JobRuntime {
   private readonly logger: Logger;
   private readonly store: JobStore;
   private readonly uids: UidPool;
+  private readonly launcher: KeeperLauncher;
   private readonly jobs = new Map<string, JobEntry>();
   private maskPaths: string[] = [];
   private ioDevices = new Map<StorageKind, Promise<BlockDevice[]>>();
@@ -142,6 +146,11 @@ export class JobRuntime {
     this.logger = parts.logger;
     this.store = new JobStore(parts.config.stateDir, parts.logger);
     this.uids = new UidPool(parts.config.jobUids);
+    this.launcher = new KeeperLauncher(
+      parts.config.helperPath,
+      join(parts.config.stateDir, LAUNCHER_SOCKET),
+      parts.logger,
+    );
   }
 
   /**
@@ -244,7 +253,7 @@ export class JobRuntime {
 
   private jobParts(record: JobRecord) {
     return {
-      helperPath: this.config.helperPath,
+      launcher: this.launcher,
       logger: this.logger,
       store: this.store,
       cgroup: this.cgroups.existing(record.id),
@@ -356,7 +365,7 @@ export class JobRuntime {
       const entry = entryFor(record, 0);
       const { job, result } = await RunningJob.launch(
         {
-          helperPath: this.config.helperPath,
+          launcher: this.launcher,
           logger: this.logger,
           store: this.store,
           cgroup: createdCgroup,
@@ -674,6 +683,7 @@ export class JobRuntime {
     clearInterval(this.retentionTimer);
     this.retentionAfterEnd.cancel();
     this.store.close();
+    await this.launcher.close();
     let detached = 0;
     const recording: Promise<unknown>[] = [];
     for (const entry of this.jobs.values()) {

@@ -2,8 +2,6 @@
 // the top of executor/helper/jobworker-helper.c): launching one for a new job, finding it again
 // after an executor restart, and the control channel to it. The keeper owns the job and writes
 // its output; this side only asks (watch, stop) and listens (size, ended).
-import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -103,8 +101,9 @@ export function parseStartError(words: readonly string[]): StartError {
   return { errno: name, reason, stage: words.slice(1).join(' ') };
 }
 
-function encodeSpec(spec: KeeperSpec): Buffer {
+function encodeSpec(jobDir: string, spec: KeeperSpec): Buffer {
   const pairs: [string, string][] = [
+    ['job-dir', jobDir],
     ['uid', String(spec.uid)],
     ['gid', String(spec.gid)],
     ['hostname', spec.hostname],
@@ -258,48 +257,34 @@ export class KeeperLink {
   }
 }
 
+/** Where new keepers come from (keeper-launcher.ts). */
+export interface KeeperSource {
+  /** A new connection, a new keeper at its other end. */
+  connect(): Promise<net.Socket>;
+}
+
 /**
  * Starts a keeper for a new job whose directory is `jobDir` (root-only; the keeper creates its
  * output files, status file and socket there). Resolves once the keeper runs, with the channel
- * on which its start will be reported; its identity is checked against the child we spawned.
+ * on which its start will be reported, and its identity.
  */
 export async function launchKeeper(
-  helperPath: string,
+  launcher: KeeperSource,
   jobDir: string,
   spec: KeeperSpec,
   logger: Logger,
 ): Promise<{ link: KeeperLink; identity: KeeperIdentity }> {
-  const dirFd = openSync(jobDir, constants.O_RDONLY | constants.O_DIRECTORY);
-  let child;
-  try {
-    child = spawn(helperPath, [], {
-      // 0-2 /dev/null: the keeper outlives us, so nothing of ours may be its stdio. 3 is the
-      // control socket, 4 the job's directory.
-      stdio: ['ignore', 'ignore', 'ignore', 'pipe', dirFd],
-      env: {},
-      // Its own session: a Ctrl-C on the executor's terminal must not reach the keepers.
-      detached: true,
-    });
-  } finally {
-    closeSync(dirFd); // the child has its copy once spawn() returns
-  }
-  const pid = await new Promise<number>((resolve, reject) => {
-    child.once('spawn', () => resolve(child.pid ?? 0));
-    child.once('error', reject);
-  });
-  // The keeper is ours only until the executor stops: it must not hold our event loop open.
-  child.unref();
-  const socket = child.stdio[3] as net.Socket;
+  const socket = await launcher.connect();
   const link = new KeeperLink(socket, logger);
-  socket.write(encodeSpec(spec));
-  // The channel is our own child's fd 3, so a hello naming our child's pid is proof enough here
-  // (a job that fails at once may have its keeper gone, and reaped, before /proc could be read).
-  // The start time it gives is what a later executor checks before it trusts the keeper.
+  socket.write(encodeSpec(jobDir, spec));
+  // Only root can reach the launcher, and only the keeper it forked holds the other end of this
+  // connection: its hello is proof enough here (a job that fails at once may have its keeper
+  // gone before /proc could be read). The start time it gives is what a later executor checks
+  // before it trusts the keeper.
   const identity = await helloOf(link);
-  if (identity.pid !== pid || !/^\d+$/.test(identity.startTime)) {
+  if (!(identity.pid > 0) || !/^\d+$/.test(identity.startTime)) {
     link.close();
-    child.kill('SIGKILL');
-    throw new Error(`the helper (pid ${pid}) did not identify itself as its own keeper`);
+    throw new Error('the keeper did not identify itself');
   }
   return { link, identity };
 }

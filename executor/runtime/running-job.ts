@@ -6,11 +6,16 @@
 import type { Logger } from 'pino';
 import type { JobRecord } from '../../shared/job.ts';
 import type { JobCgroup } from '../cgroup/cgroup-driver.ts';
-import { checkTrustedExecutable } from '../trusted-executable.ts';
 import { classifyEnd, describeStartError } from './job-end.ts';
 import type { JobStore } from './job-store.ts';
 import { killKeeper, launchKeeper } from './keeper-link.ts';
-import type { KeeperIdentity, KeeperLink, KeeperSpec, StartResult } from './keeper-link.ts';
+import type {
+  KeeperIdentity,
+  KeeperLink,
+  KeeperSource,
+  KeeperSpec,
+  StartResult,
+} from './keeper-link.ts';
 import { readKeeperStatus } from './keeper-status.ts';
 import type { KeeperStatus } from './keeper-status.ts';
 import { OutputLog } from './output-log.ts';
@@ -21,7 +26,7 @@ const START_TIMEOUT_MS = 30_000;
 const STOP_MARGIN_MS = 10_000;
 
 export interface RunningJobParts {
-  helperPath: string;
+  launcher: KeeperSource;
   logger: Logger;
   store: JobStore;
   cgroup: JobCgroup;
@@ -79,9 +84,7 @@ export class RunningJob {
     const job = new RunningJob(parts);
     let launched;
     try {
-      // Root is about to run it: it and every directory above it must still be root's alone.
-      const helper = await checkTrustedExecutable(parts.helperPath);
-      launched = await launchKeeper(helper, job.jobDir, spec, job.logger);
+      launched = await launchKeeper(parts.launcher, job.jobDir, spec, job.logger);
     } catch (error) {
       job.logger.error({ err: error }, 'cannot start the job keeper');
       const result: StartResult = {

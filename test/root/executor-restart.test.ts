@@ -11,6 +11,7 @@ import type { JobRecord } from '../../shared/job.ts';
 import { sleep } from './executor-kit.ts';
 import { jobInitsOf, startExecutorProcess } from './executor-process-kit.ts';
 import type { ExecutorProcess } from './executor-process-kit.ts';
+import { pythonAsNobody } from './external-command-kit.ts';
 
 const restart = suite('executor restarts');
 
@@ -259,19 +260,8 @@ restart(
       const client = new ExecutorClient(x.socketPath);
       const job = await client.startJob({ argv: ['sleep', '60'] }, 'tester');
       const socket = `${x.stateDir}/state/jobs/${job.id}/keeper.sock`;
-      const asNobody = spawnSync(
-        'setpriv',
-        [
-          '--reuid',
-          'nobody',
-          '--regid',
-          'nogroup',
-          '--clear-groups',
-          '/usr/bin/python3',
-          '-c',
-          `import socket; socket.socket(socket.AF_UNIX).connect(${JSON.stringify(socket)})`,
-        ],
-        { encoding: 'utf8' },
+      const asNobody = await pythonAsNobody(
+        `import socket; socket.socket(socket.AF_UNIX).connect(${JSON.stringify(socket)})`,
       );
       assert.match(asNobody.stderr, /PermissionError/, asNobody.stderr);
       const probe = [

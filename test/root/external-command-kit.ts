@@ -74,3 +74,17 @@ export function runCommand(
     });
   });
 }
+
+/** A python3 program run as `nobody` (no groups), to its end: what another local user could do. */
+export function pythonAsNobody(program: string): Promise<CommandResult> {
+  return runCommand('setpriv', [
+    '--reuid',
+    'nobody',
+    '--regid',
+    'nogroup',
+    '--clear-groups',
+    '/usr/bin/python3',
+    '-c',
+    program,
+  ]);
+}

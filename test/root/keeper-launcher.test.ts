@@ -1,0 +1,134 @@
+// The helper's launcher, run as the executor runs it (fd 3 its link, a socket path as argument):
+// it forks a keeper per root connection, refuses anyone else even where the socket's directory
+// would let them in, and ends when the executor's end of its link closes.
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { EXECUTOR_DEFAULTS } from '../../executor/config.ts';
+import { TEST_PREFIX } from './executor-kit.ts';
+import { trackChild } from './executor-process-kit.ts';
+import { pythonAsNobody } from './external-command-kit.ts';
+
+interface Launcher {
+  dir: string;
+  socketPath: string;
+  child: ChildProcess;
+  link: net.Socket;
+  said: () => string;
+  exited: Promise<number | null>;
+}
+
+async function startLauncher(socketName = 'launcher.sock'): Promise<Launcher> {
+  const dir = await mkdtemp(`/var/tmp/${TEST_PREFIX}`);
+  const socketPath = join(dir, socketName);
+  const child = trackChild(
+    spawn(EXECUTOR_DEFAULTS.helperPath, ['launcher', socketPath], {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+      env: {},
+    }),
+  );
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const link = child.stdio[3] as net.Socket;
+  let said = '';
+  link.setEncoding('utf8');
+  link.on('data', (text: string) => (said += text));
+  const deadline = Date.now() + 5000;
+  while (!said.includes('\n') && child.exitCode === null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return { dir, socketPath, child, link, said: () => said, exited };
+}
+
+async function stopLauncher(launcher: Launcher): Promise<void> {
+  launcher.link.destroy();
+  await launcher.exited;
+  await rm(launcher.dir, { recursive: true, force: true });
+}
+
+/** The first line a connection to the launcher gets, or "" when it is closed without one. */
+function firstLine(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(socketPath);
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.includes('\n')) {
+        socket.destroy();
+        resolve(text.slice(0, text.indexOf('\n')));
+      }
+    });
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+const launcher = suite('keeper launcher');
+
+launcher('says ready, and forks a keeper for each root connection', async () => {
+  const l = await startLauncher();
+  try {
+    assert.is(l.said(), 'ready\n');
+    const hellos = await Promise.all([firstLine(l.socketPath), firstLine(l.socketPath)]);
+    const pids = hellos.map((hello) => {
+      assert.match(hello, /^keeper \d+ \d+$/);
+      return Number(hello.split(' ')[1]);
+    });
+    assert.is(new Set(pids).size, 2, 'a keeper of its own per connection');
+    assert.not.ok(pids.includes(l.child.pid ?? 0), 'keepers are not the launcher itself');
+  } finally {
+    await stopLauncher(l);
+  }
+});
+
+launcher(
+  'a connection from another uid is closed unanswered, even where the directory lets it in',
+  async () => {
+    const l = await startLauncher();
+    try {
+      chmodSync(l.dir, 0o755);
+      chmodSync(l.socketPath, 0o777);
+      const probe = [
+        'import socket',
+        `s = socket.socket(socket.AF_UNIX); s.connect(${JSON.stringify(l.socketPath)})`,
+        'print("closed" if s.recv(200) == b"" else "answered")',
+      ].join('\n');
+      const asNobody = await pythonAsNobody(probe);
+      assert.is(asNobody.stdout, 'closed\n', asNobody.stderr);
+      assert.match(await firstLine(l.socketPath), /^keeper \d+ \d+$/, 'root is still served');
+    } finally {
+      await stopLauncher(l);
+    }
+  },
+);
+
+launcher('ends when the executor closes its link, leaving its socket file', async () => {
+  const l = await startLauncher();
+  l.link.destroy();
+  assert.is(await l.exited, 0);
+  assert.ok(existsSync(l.socketPath), 'the next executor may already have bound a new one');
+  await rm(l.dir, { recursive: true, force: true });
+});
+
+launcher('a socket path it cannot use is a start error on its link', async () => {
+  const l = await startLauncher(`${'x'.repeat(120)}.sock`);
+  try {
+    assert.match(l.said(), /^start-error 22 launcher socket path\n$/);
+    assert.is(await l.exited, 1);
+  } finally {
+    await stopLauncher(l);
+  }
+});
+
+launcher('without the launcher argument the helper refuses to run', () => {
+  const ran = spawnSync(EXECUTOR_DEFAULTS.helperPath, [], { encoding: 'utf8' });
+  assert.is(ran.status, 2);
+  assert.match(ran.stderr, /started by the jobworker executor only/);
+});
+
+launcher.run();
