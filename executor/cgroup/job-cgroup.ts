@@ -98,6 +98,26 @@ export async function createJobCgroup(
   return new LayoutJobCgroup(fs, layout, jobId);
 }
 
+/**
+ * Whether a file of a `<name>` parent exists, looked up once per file: the ones asked about come
+ * with kernel features (swap accounting) that do not change while the system runs, and every job
+ * start would otherwise ask again.
+ */
+const knownParentFiles = new WeakMap<CgroupFs, Map<string, Promise<boolean>>>();
+
+function parentFileExists(fs: CgroupFs, path: string): Promise<boolean> {
+  let known = knownParentFiles.get(fs);
+  if (!known) knownParentFiles.set(fs, (known = new Map<string, Promise<boolean>>()));
+  let exists = known.get(path);
+  if (!exists) {
+    exists = fs.exists(path);
+    known.set(path, exists);
+    // A failed look is not an answer: the next start asks again.
+    exists.catch(() => known.delete(path));
+  }
+  return exists;
+}
+
 /** The writes for one hierarchy's job directory, from the controllers that hierarchy serves. */
 async function limitWrites(
   fs: CgroupFs,
@@ -120,9 +140,11 @@ async function limitWrites(
       case 'memory':
         writes.push(
           ...(v1
-            ? memory.v1Files(limits, { hasMemsw: await fs.exists(inParent(memory.V1_MEMSW_FILE)) })
+            ? memory.v1Files(limits, {
+                hasMemsw: await parentFileExists(fs, inParent(memory.V1_MEMSW_FILE)),
+              })
             : memory.v2Files(limits, {
-                hasSwapMax: await fs.exists(inParent(memory.V2_SWAP_FILE)),
+                hasSwapMax: await parentFileExists(fs, inParent(memory.V2_SWAP_FILE)),
               })),
         );
         break;
@@ -213,6 +235,10 @@ export class LayoutJobCgroup implements JobCgroup {
    * cgroup.procs until all are empty. Never waits on the freezer, which can stick in FREEZING.
    */
   async killAll(): Promise<void> {
+    // The usual case, a job whose init has exited, in one read. With a v2 cgroup every process of
+    // the job is in it (the init is cloned into it, and a job cannot move out), so `populated 0`
+    // there means none is left in any hierarchy; without one, this reads every cgroup.procs.
+    if (!(await this.isPopulated())) return;
     const deadline = Date.now() + KILL_TIMEOUT_MS;
     const kill = this.#file(this.#layout.v2, 'cgroup.kill');
     if (kill !== undefined && (await this.#fs.exists(kill))) {
