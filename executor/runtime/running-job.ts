@@ -52,6 +52,8 @@ export class RunningJob {
   private identity: KeeperIdentity | null = null;
   private outputLog: OutputLog | null = null;
   private detached = false;
+  /** Started by this executor: none of an older version's leftovers can be in its directory. */
+  private launchedHere = false;
   private finishing = false;
   private stopRequested = false;
   private watchdog: NodeJS.Timeout | undefined;
@@ -82,6 +84,7 @@ export class RunningJob {
     spec: KeeperSpec,
   ): Promise<{ job: RunningJob; result: StartResult }> {
     const job = new RunningJob(parts);
+    job.launchedHere = true;
     let launched;
     try {
       launched = await launchKeeper(parts.launcher, job.jobDir, spec, job.logger);
@@ -239,12 +242,15 @@ export class RunningJob {
     // no sync: a crash before it leaves the keeper's status file to say the same at the next start.
     void (async () => {
       await attempt('remove cgroup', () => this.cgroup.remove(), undefined);
-      // /job went with the job's mount namespace; at most its unused image is left.
-      await attempt(
-        'discard storage',
-        () => this.parts.store.discardStorage(this.record.id),
-        undefined,
-      );
+      // /job went with the job's mount namespace; at most its unused image is left (none for
+      // a job in memory that this executor started).
+      if (this.record.storageKind === 'disk' || !this.launchedHere) {
+        await attempt(
+          'discard storage',
+          () => this.parts.store.discardStorage(this.record.id),
+          undefined,
+        );
+      }
       // A full state disk must not lose the end: the store keeps trying until it is saved.
       await this.parts.store.saveOrRetry(record);
       this.cleanedUp();
