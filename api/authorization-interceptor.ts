@@ -97,12 +97,12 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
         if (typeof id !== 'string' || !JOB_ID.test(id))
           throw invalid('id', 'must be a job id (32 lowercase hex characters)');
         audit.job = id;
-        const job = await parts.executor.getJob(id, {
+        const owner = await parts.executor.jobOwner(id, {
           identity: caller.name,
           deadline,
           signal: gone.signal,
         });
-        if (!maySeeJob(caller, job.owner)) throw new JobError('not-found', `job ${id} not found`);
+        if (!maySeeJob(caller, owner)) throw new JobError('not-found', `job ${id} not found`);
       }
       if (rule.lists)
         message.owner = listingOwner(

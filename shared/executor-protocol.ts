@@ -9,7 +9,7 @@
 import type { ErrorCode } from './errors.ts';
 import type { JobRecord, JobSpec, JobState } from './job.ts';
 
-export const EXECUTOR_OPS = ['start', 'stop', 'get', 'list', 'read-output'] as const;
+export const EXECUTOR_OPS = ['start', 'stop', 'get', 'owner', 'list', 'read-output'] as const;
 export type ExecutorOp = (typeof EXECUTOR_OPS)[number];
 
 export interface StartArgs {
@@ -24,6 +24,10 @@ export interface StopArgs {
 }
 export interface GetArgs {
   id: string;
+}
+/** Whose a job is: all the API needs to decide whether a caller may name it. */
+export interface JobOwner {
+  owner: string;
 }
 export interface ListArgs {
   owner?: string;
@@ -51,6 +55,7 @@ export interface OpArgs {
   start: StartArgs;
   stop: StopArgs;
   get: GetArgs;
+  owner: GetArgs;
   list: ListArgs;
   'read-output': ReadOutputArgs;
 }
@@ -58,6 +63,7 @@ export interface OpResults {
   start: JobRecord;
   stop: JobRecord;
   get: JobRecord;
+  owner: JobOwner;
   list: ListResult;
   'read-output': OutputEnd;
 }

@@ -4,7 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { realpath, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import type { ListArgs, ListResult, OutputChunk } from '../../shared/executor-protocol.ts';
+import type {
+  JobOwner,
+  ListArgs,
+  ListResult,
+  OutputChunk,
+} from '../../shared/executor-protocol.ts';
 import { MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
 import { JOB_DEFAULT_PATH, JOB_DIR } from '../../shared/in-job-paths.ts';
 import { JOB_ID } from '../../shared/job-id.ts';
@@ -554,6 +559,11 @@ export class JobRuntime {
     const entry = this.entry(id);
     if (entry.running) await entry.running.settled;
     return structuredClone(await this.recordOf(entry));
+  }
+
+  /** Whose the job is. */
+  ownerOf(id: string): JobOwner {
+    return { owner: this.entry(id).summary.owner };
   }
 
   /** The job's record; for a running job with its usage and output size so far. */

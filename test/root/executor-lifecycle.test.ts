@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { callOp } from '../../executor/socket/op-table.ts';
 import { JobError } from '../../shared/errors.ts';
 import type { JobSpec } from '../../shared/job.ts';
 import {
@@ -248,6 +249,23 @@ lifecycle(
     } catch (error) {
       assert.is((error as JobError).code, 'not-found');
     }
+  },
+);
+
+lifecycle(
+  'owner answers whose a job is, running or ended; unknown ids are not found',
+  async ({ t }) => {
+    const running = await startJob(t.runtime, { argv: ['sleep', '60'] }, 'alice');
+    const { record: ended } = await runToEnd(t.runtime, { argv: ['true'] }, 'bob');
+    assert.equal(await callOp('owner', { id: running.id }, t.runtime), { owner: 'alice' });
+    assert.equal(await callOp('owner', { id: ended.id }, t.runtime), { owner: 'bob' });
+    try {
+      await callOp('owner', { id: '0'.repeat(32) }, t.runtime);
+      assert.unreachable();
+    } catch (error) {
+      assert.is((error as JobError).code, 'not-found');
+    }
+    await stopJob(t.runtime, running.id, 100);
   },
 );
 

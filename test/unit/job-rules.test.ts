@@ -15,7 +15,14 @@ const rules = suite('executor rules');
 const MiB = 1024 * 1024;
 
 rules('the op table is exactly these five ops (a new op is a reviewed change)', () => {
-  assert.equal(Object.keys(OP_TABLE).sort(), ['get', 'list', 'read-output', 'start', 'stop']);
+  assert.equal(Object.keys(OP_TABLE).sort(), [
+    'get',
+    'list',
+    'owner',
+    'read-output',
+    'start',
+    'stop',
+  ]);
   assert.equal([...EXECUTOR_OPS].sort(), Object.keys(OP_TABLE).sort());
   assert.equal([...TABLE_OPS].sort(), Object.keys(OP_TABLE).sort(), 'the envelope accepts these');
   assert.equal(
