@@ -19,11 +19,12 @@
  *      │    the cap or on a write error (a job never blocks on its output), enforces the
  *      │    timeout, carries out stops, and records the job's end in a status file. Serves the
  *      │    executor that started it on fd 3 and any later one on keeper.sock.
- *      └─ init  (PID 1 of new PID, mount, network, UTS and IPC namespaces)
- *           │   joins the job's cgroups before it does anything else, builds the job's
- *           │   filesystem view, sets the hostname, brings up loopback, forks the job, forwards
- *           │   signals to its process group, reaps every orphan, exits with the job's status
- *           │   (the kernel then kills whatever is left in the namespace). Dies with the keeper.
+ *      └─ init  (PID 1 of new PID, mount, network, UTS and IPC namespaces, cloned into the
+ *           │   job's v2 cgroup; the keeper moves it into the v1 ones meanwhile) builds the job's
+ *           │   filesystem view, sets the hostname, brings up loopback, waits until it is in
+ *           │   every job cgroup, forks the job, forwards signals to its process group, reaps
+ *           │   every orphan, exits with the job's status (the kernel then kills whatever is
+ *           │   left in the namespace). Dies with the keeper.
  *           └─ job  born inside the job's cgroups; drops every privilege, installs the seccomp
  *                   filter, execs.
  *
@@ -509,7 +510,8 @@ static bool await_start(int exec_read_fd, char *result, size_t size)
 }
 
 static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
-                     int status_fd) __attribute__((noreturn));
+                     int status_fd, int joined_fd) __attribute__((noreturn));
+static void join_cgroups(const struct spec *s, pid_t init);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Keeper: the job's life                                                                    */
@@ -1102,22 +1104,18 @@ __attribute__((noreturn)) static void run_keeper(void)
     if (k.signal_fd < 0 || k.timeout_fd < 0 || k.kill_fd < 0)
         fail(errno, "signal and timer descriptors");
 
-    k.data_fd = create_job_file(OUTPUT_DATA_FILE);
-    k.index_fd = create_job_file(OUTPUT_INDEX_FILE);
-    k.status_fd = reserve_status_file();
-    k.listen_fd = listen_keeper_socket();
-
-    int out[2], err[2], exec_pipe[2], status_pipe[2];
+    int out[2], err[2], exec_pipe[2], status_pipe[2], joined_pipe[2];
     make_output_pipe(out, &spec);
     make_output_pipe(err, &spec);
-    if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0)
+    if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0 ||
+        pipe2(joined_pipe, O_CLOEXEC) < 0)
         fail(errno, "create status pipes");
 
     pid_t init = clone_init(&spec);
     if (init == 0) {
-        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1]};
+        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1], joined_pipe[0]};
         close_all_but(keep_fds, sizeof keep_fds / sizeof *keep_fds);
-        run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1]);
+        run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], joined_pipe[0]);
     }
     k.init = init;
     k.status_pipe = status_pipe[0];
@@ -1127,6 +1125,16 @@ __attribute__((noreturn)) static void run_keeper(void)
     close(err[1]);
     close(exec_pipe[1]);
     close(status_pipe[1]);
+    close(joined_pipe[0]);
+    /* While the init builds the job's filesystem view, the keeper moves it into the job's v1
+     * cgroups (see join_cgroups), then lets it go on to the job; and creates its own files. */
+    join_cgroups(&spec, init);
+    write_all(joined_pipe[1], "j", 1);
+    close(joined_pipe[1]);
+    k.data_fd = create_job_file(OUTPUT_DATA_FILE);
+    k.index_fd = create_job_file(OUTPUT_INDEX_FILE);
+    k.status_fd = reserve_status_file();
+    k.listen_fd = listen_keeper_socket();
     report(CONTROL_FD, "init %d\n", init);
 
     char start_line[sizeof k.start_error];
@@ -1813,19 +1821,40 @@ static pid_t host_parent_pid(void)
  * writer) before it does anything else, so the job, forked later, is born inside all of them and
  * nothing it runs is ever outside its limits. The keeper stays outside: the job's OOM kill or pids
  * limit never reaches the process that records the job's end. */
-static void join_cgroups(const struct spec *s)
+/* Moves the init into the job's v1 cgroups (its v2 cgroup, when there is one, it was cloned
+ * into). Run by the keeper, not the init, so that it overlaps the init's setup: on cgroup v1
+ * the first move after a quiet spell waits for an RCU grace period (the kernel's
+ * cgroup_threadgroup_rwsem), several milliseconds, which the init spends building the job's
+ * filesystem instead of waiting. The init waits for this before it forks the job: every job
+ * process is still born inside the job's cgroups. A failure ends the keeper, and the init with
+ * it (its parent-death signal). */
+static void join_cgroups(const struct spec *s, pid_t init)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], pid[16];
+    int pid_len = snprintf(pid, sizeof pid, "%d", init);
     for (size_t i = 0; i < s->n_cgroups; i++) {
         if (snprintf(path, sizeof path, "%s/cgroup.procs", s->cgroups[i]) >= (int)sizeof path)
             fail(ENAMETOOLONG, "join cgroup %s", s->cgroups[i]);
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
             fail(errno, "join cgroup %s", s->cgroups[i]);
-        if (write(fd, "0", 1) != 1)
+        if (write(fd, pid, (size_t)pid_len) != pid_len)
             fail(errno, "join cgroup %s", s->cgroups[i]);
         close(fd);
     }
+}
+
+/* The keeper's word that the init is in every job cgroup; EOF without it: the keeper failed
+ * (and reported why), or is gone. */
+static void await_joined(int joined_fd)
+{
+    char byte;
+    ssize_t n;
+    while ((n = read(joined_fd, &byte, 1)) < 0 && errno == EINTR)
+        ;
+    if (n != 1)
+        _exit(EXIT_HELPER_FAILED);
+    close(joined_fd);
 }
 
 /* Set up, the init needs no privilege to reap and forward signals: it becomes the job's uid with
@@ -1847,7 +1876,7 @@ static void drop_init_privileges(const struct spec *s, int exec_fd)
 }
 
 static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
-                     int status_fd)
+                     int status_fd, int joined_fd)
 {
     report_fd = exec_fd;
     /* Die with the keeper: the job must never outlive the process that records its end; when
@@ -1857,15 +1886,15 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
         _exit(EXIT_HELPER_FAILED);
     prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
 
-    join_cgroups(s);
-    /* Its own cgroup namespace, rooted at the job's cgroups: /proc/self/cgroup shows "/", no
-     * host cgroup path. The job inherits it. */
-    if (unshare(CLONE_NEWCGROUP) < 0)
-        fail(errno, "cgroup namespace");
     build_filesystem(s);
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
     bring_up_loopback();
+    await_joined(joined_fd);
+    /* Its own cgroup namespace, rooted at the job's cgroups: /proc/self/cgroup shows "/", no
+     * host cgroup path. The job inherits it. */
+    if (unshare(CLONE_NEWCGROUP) < 0)
+        fail(errno, "cgroup namespace");
 
     write_all(exec_fd, SETUP_DONE, strlen(SETUP_DONE));
     pid_t job = fork();
