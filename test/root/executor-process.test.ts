@@ -154,7 +154,7 @@ executor(
       [
         'unknown op',
         encodeFrame({ id: 7, op: 'exec-as-root', args: {} }),
-        /op: must be one of start, stop, get, list, read-output/,
+        /op: must be one of start, stop, get, owner, list, read-output/,
       ],
       ['missing args', encodeFrame({ id: 8, op: 'get' }), /args: is required/],
       [
