@@ -268,7 +268,9 @@ restart(
         'import socket, sys',
         `path = ${JSON.stringify(socket)}`,
         'hostile = socket.socket(socket.AF_UNIX); hostile.connect(path)',
-        'hostile.recv(200)',
+        // The keeper's hello is two lines, which may come in two reads.
+        'hello = b""',
+        'while hello.count(b"\\n") < 2: hello += hostile.recv(200) or exit("closed early")',
         'hostile.sendall(b"stop -1\\n")',
         'print("closed" if hostile.recv(200) == b"" else "open")',
         'held = []',
