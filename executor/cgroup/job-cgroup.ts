@@ -282,10 +282,14 @@ export class LayoutJobCgroup implements JobCgroup {
   }
 
   async readUsage(): Promise<JobUsage> {
-    const ioBytes = await this.#stat('io', io.USAGE_BYTES, { readBytes: 0, writeBytes: 0 });
+    const [ioBytes, cpuSeconds, memoryPeakBytes] = await Promise.all([
+      this.#stat('io', io.USAGE_BYTES, { readBytes: 0, writeBytes: 0 }),
+      this.#stat('cpuacct', cpu.USAGE_SECONDS, 0),
+      this.#stat('memory', memory.PEAK_BYTES, 0),
+    ]);
     return {
-      cpuSeconds: await this.#stat('cpuacct', cpu.USAGE_SECONDS, 0),
-      memoryPeakBytes: await this.#stat('memory', memory.PEAK_BYTES, 0),
+      cpuSeconds,
+      memoryPeakBytes,
       ioReadBytes: ioBytes.readBytes,
       ioWriteBytes: ioBytes.writeBytes,
     };

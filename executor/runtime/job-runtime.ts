@@ -25,7 +25,7 @@ import { clampToHost, readHostCapacity } from './host-capacity.ts';
 import { describeStartError, startStage } from './job-end.ts';
 import { JobStore } from './job-store.ts';
 import { KeeperLauncher } from './keeper-launcher.ts';
-import { killKeeper, reconnectKeeper } from './keeper-link.ts';
+import { connectKeeper, killKeeper, reconnectKeeper } from './keeper-link.ts';
 import type { KeeperStorage } from './keeper-link.ts';
 import { readKeeperStatus } from './keeper-status.ts';
 import { OutputLog } from './output-log.ts';
@@ -329,6 +329,10 @@ export class JobRuntime {
     const workingDir = spec.workingDir ?? JOB_DIR;
     let cgroup: JobCgroup | null = null;
     let created = false;
+    // The keeper comes while the job's cgroups and record are made; it gets the job only after.
+    const keeper = connectKeeper(this.launcher, this.logger);
+    keeper.catch(() => undefined); // its failure is the launch's to report, once awaited
+    let keeperTaken = false;
     try {
       await this.checkStateSpace();
       uid = this.uids.acquire();
@@ -364,10 +368,11 @@ export class JobRuntime {
         outputBytes: 0,
         outputTruncated: false,
       };
-      // Saved before the keeper exists: a restart always finds a record for a running keeper.
+      // Saved before the keeper has the job: a restart always finds a record for a running one.
       await this.store.save(record);
       const env = { PATH: JOB_DEFAULT_PATH, HOME: JOB_DIR, ...spec.env };
       const entry = entryFor(record, 0);
+      keeperTaken = true;
       const { job, result } = await RunningJob.launch(
         {
           launcher: this.launcher,
@@ -376,6 +381,7 @@ export class JobRuntime {
           cgroup: createdCgroup,
           record,
         },
+        keeper,
         {
           uid: jobUid,
           gid: jobUid,
@@ -416,6 +422,12 @@ export class JobRuntime {
       return structuredClone(record);
     } catch (error) {
       uncount();
+      // A keeper that never got its job ends when its connection closes.
+      if (!keeperTaken)
+        void keeper.then(
+          ({ link }) => link.close(),
+          () => undefined,
+        );
       if (!this.jobs.has(id)) {
         // Failed before the job existed: undo everything, record nothing.
         if (uid !== null) this.uids.release(uid);

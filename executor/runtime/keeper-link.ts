@@ -237,6 +237,12 @@ export class KeeperLink {
     });
   }
 
+  /** Gives a new keeper its job, whose directory is `jobDir` (root-only; the keeper creates its
+   * output files, status file and socket there); its start is reported on `started`. */
+  give(jobDir: string, spec: KeeperSpec): void {
+    if (!this.socket.destroyed) this.socket.write(encodeSpec(jobDir, spec));
+  }
+
   /** Asks for size notices, the first at once. */
   watch(): void {
     this.send('watch');
@@ -263,20 +269,22 @@ export interface KeeperSource {
   connect(): Promise<net.Socket>;
 }
 
+/** A new keeper, not yet given its job. */
+export interface ConnectedKeeper {
+  link: KeeperLink;
+  identity: KeeperIdentity;
+}
+
 /**
- * Starts a keeper for a new job whose directory is `jobDir` (root-only; the keeper creates its
- * output files, status file and socket there). Resolves once the keeper runs, with the channel
- * on which its start will be reported, and its identity.
+ * Gets a new keeper from the launcher and its identity. It has no job yet: `link.give()` sends
+ * it one; a keeper whose connection closes first just ends. So a start can ask for its keeper at
+ * once, while it makes the job's cgroups and saves its record.
  */
-export async function launchKeeper(
+export async function connectKeeper(
   launcher: KeeperSource,
-  jobDir: string,
-  spec: KeeperSpec,
   logger: Logger,
-): Promise<{ link: KeeperLink; identity: KeeperIdentity }> {
-  const socket = await launcher.connect();
-  const link = new KeeperLink(socket, logger);
-  socket.write(encodeSpec(jobDir, spec));
+): Promise<ConnectedKeeper> {
+  const link = new KeeperLink(await launcher.connect(), logger);
   // Only root can reach the launcher, and only the keeper it forked holds the other end of this
   // connection: its hello is proof enough here (a job that fails at once may have its keeper
   // gone before /proc could be read). The start time it gives is what a later executor checks

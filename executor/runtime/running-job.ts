@@ -8,8 +8,9 @@ import type { JobRecord } from '../../shared/job.ts';
 import type { JobCgroup } from '../cgroup/cgroup-driver.ts';
 import { classifyEnd, describeStartError } from './job-end.ts';
 import type { JobStore } from './job-store.ts';
-import { killKeeper, launchKeeper } from './keeper-link.ts';
+import { killKeeper } from './keeper-link.ts';
 import type {
+  ConnectedKeeper,
   KeeperIdentity,
   KeeperLink,
   KeeperSource,
@@ -76,18 +77,21 @@ export class RunningJob {
   }
 
   /**
-   * Starts a keeper for a new job. Resolves when the program was exec'd or failed to be; the
-   * keeper's identity is saved so that a restarted executor can find it again.
+   * Gives a new job to its keeper (asked for with connectKeeper). Resolves when the program was
+   * exec'd or failed to be; the keeper's identity is saved so that a restarted executor can find
+   * it again.
    */
   static async launch(
     parts: RunningJobParts,
+    keeper: Promise<ConnectedKeeper>,
     spec: KeeperSpec,
   ): Promise<{ job: RunningJob; result: StartResult }> {
     const job = new RunningJob(parts);
     job.launchedHere = true;
     let launched;
     try {
-      launched = await launchKeeper(parts.launcher, job.jobDir, spec, job.logger);
+      launched = await keeper;
+      launched.link.give(job.jobDir, spec);
     } catch (error) {
       job.logger.error({ err: error }, 'cannot start the job keeper');
       const result: StartResult = {
@@ -219,11 +223,17 @@ export class RunningJob {
         return fallback;
       }
     };
-    const status = await attempt('read keeper status', () => readKeeperStatus(this.jobDir), null);
-    // The job's processes died with its init; make sure before the cgroup is read and removed.
-    await attempt('kill leftovers', () => this.cgroup.killAll(), undefined);
-    const usage = await attempt('read usage', () => this.cgroup.readUsage(), null);
-    const oomKilled = await attempt('read oom events', () => this.cgroup.wasOomKilled(), false);
+    const [status, [usage, oomKilled]] = await Promise.all([
+      attempt('read keeper status', () => readKeeperStatus(this.jobDir), null),
+      (async () => {
+        // The job's processes died with its init; make sure before the cgroup is read.
+        await attempt('kill leftovers', () => this.cgroup.killAll(), undefined);
+        return Promise.all([
+          attempt('read usage', () => this.cgroup.readUsage(), null),
+          attempt('read oom events', () => this.cgroup.wasOomKilled(), false),
+        ]);
+      })(),
+    ]);
 
     const record = this.record;
     const outcome = this.outcome(status, startFailure, oomKilled);
