@@ -1168,6 +1168,11 @@ __attribute__((noreturn)) static void run_keeper(void)
  * the next try instead of a busy loop; the executor's connection waits in the backlog. */
 #define ACCEPT_RETRY_MS 10
 
+/* The launcher's arguments ("launcher", its socket): a keeper it forks rewrites them in place
+ * to "keeper", so that ps and /proc/<pid>/cmdline tell keepers from their launcher. */
+static char *launcher_arguments;
+static size_t launcher_arguments_bytes;
+
 /* One connection, one keeper: the child becomes the keeper with the connection as its fd 3. */
 static void launch_keeper(int listen_fd)
 {
@@ -1191,6 +1196,8 @@ static void launch_keeper(int listen_fd)
          * terminal) never reach a keeper. */
         setsid();
         signal(SIGCHLD, SIG_DFL);
+        memset(launcher_arguments, 0, launcher_arguments_bytes);
+        memcpy(launcher_arguments, "keeper", sizeof "keeper");
         if (dup3(conn, CONTROL_FD, O_CLOEXEC) < 0)
             _exit(EXIT_HELPER_FAILED);
         close_range(CONTROL_FD + 1, ~0u, 0);
@@ -1258,8 +1265,12 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "launcher") == 0)
+    if (argc == 3 && strcmp(argv[1], "launcher") == 0) {
+        /* The kernel lays the arguments out one after another: argv[1] to the end of argv[2]. */
+        launcher_arguments = argv[1];
+        launcher_arguments_bytes = (size_t)(argv[2] + strlen(argv[2]) + 1 - argv[1]);
         run_launcher(argv[2]);
+    }
     fprintf(stderr, "jobworker-helper: started by the jobworker executor only\n");
     return EXIT_HELPER_FAILED;
 }

@@ -3,15 +3,16 @@
 // would let them in, and ends when the executor's end of its link closes.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ExecutorClient } from '../../api/executor-client.ts';
 import { EXECUTOR_DEFAULTS } from '../../executor/config.ts';
-import { TEST_PREFIX } from './executor-kit.ts';
-import { trackChild } from './executor-process-kit.ts';
+import { sleep, TEST_PREFIX } from './executor-kit.ts';
+import { jobInitsOf, startExecutorProcess, trackChild } from './executor-process-kit.ts';
 import { pythonAsNobody } from './external-command-kit.ts';
 
 interface Launcher {
@@ -129,6 +130,79 @@ launcher('without the launcher argument the helper refuses to run', () => {
   const ran = spawnSync(EXECUTOR_DEFAULTS.helperPath, [], { encoding: 'utf8' });
   assert.is(ran.status, 2);
   assert.match(ran.stderr, /started by the jobworker executor only/);
+});
+
+/** Pids of live launchers serving `socketPath` (their command line names it). */
+function launchersOf(socketPath: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv[1] === 'launcher' && argv[2] === socketPath;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
+async function untilGone(pids: number[]): Promise<void> {
+  const deadline = Date.now() + 5000;
+  const alive = () => pids.filter((pid) => existsSync(`/proc/${pid}`));
+  while (alive().length > 0 && Date.now() < deadline) await sleep(20);
+  assert.equal(alive(), [], 'the launcher is gone');
+}
+
+launcher(
+  'the executor starts its launcher again when it died; a running job is not touched',
+  async () => {
+    const x = await startExecutorProcess();
+    const client = new ExecutorClient(x.socketPath);
+    try {
+      const running = await client.startJob({ argv: ['sleep', '60'] }, 'tester');
+      const socketPath = join(x.stateDir, 'state', 'launcher.sock');
+      const first = launchersOf(socketPath);
+      assert.is(first.length, 1, 'one launcher');
+      const keeper = readFileSync(
+        join(x.stateDir, 'state', 'jobs', running.id, 'keeper.id'),
+        'utf8',
+      );
+      const keeperArgv = readFileSync(`/proc/${keeper.split(' ')[0]}/cmdline`, 'utf8');
+      assert.equal(
+        keeperArgv.split('\0').filter((arg) => arg !== ''),
+        [EXECUTOR_DEFAULTS.helperPath, 'keeper'],
+        'a keeper says what it is',
+      );
+      process.kill(first[0] ?? 0, 'SIGKILL');
+      await untilGone(first);
+      const next = await client.startJob({ argv: ['true'] }, 'tester');
+      assert.is(next.state, 'RUNNING');
+      assert.is(launchersOf(socketPath).length, 1, 'a new launcher');
+      assert.match(x.log(), /the keeper launcher ended; the next job start starts another/);
+      assert.is((await client.getJob(running.id)).state, 'RUNNING');
+    } finally {
+      client.close();
+      await x.remove();
+    }
+  },
+);
+
+launcher('a killed executor takes its launcher with it, not its jobs', async () => {
+  const x = await startExecutorProcess();
+  const client = new ExecutorClient(x.socketPath);
+  try {
+    const running = await client.startJob({ argv: ['sleep', '60'] }, 'tester');
+    client.close();
+    const socketPath = join(x.stateDir, 'state', 'launcher.sock');
+    const launchers = launchersOf(socketPath);
+    assert.is(launchers.length, 1);
+    await x.stop('SIGKILL');
+    await untilGone(launchers);
+    assert.ok(jobInitsOf(x.stateDir) > 0, `job ${running.id} still runs`);
+  } finally {
+    await x.remove();
+  }
 });
 
 launcher.run();
