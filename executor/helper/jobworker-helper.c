@@ -1897,11 +1897,19 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
         _exit(EXIT_HELPER_FAILED);
     prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
 
+    /* A /job on disk opens loop devices, which the device rules of the job's cgroups allow and
+     * those of the executor's may not (DevicePolicy=closed on its systemd unit): then the
+     * init is in the job's cgroups first. (Where clone3 is refused, as systemd's namespace
+     * restrictions do, the init is not cloned into its v2 cgroup but moved there too.) */
+    bool joined = s->storage == STORAGE_DISK;
+    if (joined)
+        await_joined(joined_fd);
     build_filesystem(s);
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
     bring_up_loopback();
-    await_joined(joined_fd);
+    if (!joined)
+        await_joined(joined_fd);
     /* Its own cgroup namespace, rooted at the job's cgroups: /proc/self/cgroup shows "/", no
      * host cgroup path. The job inherits it. */
     if (unshare(CLONE_NEWCGROUP) < 0)
