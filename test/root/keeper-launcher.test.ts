@@ -188,6 +188,48 @@ launcher(
   },
 );
 
+/** The launcher's children: the keepers it forked that are still alive. */
+function keepersOf(launcherPid: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return (
+          /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ===
+          String(launcherPid)
+        );
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
+launcher('a start refused after its keeper was asked for leaves no keeper behind', async () => {
+  const x = await startExecutorProcess();
+  const client = new ExecutorClient(x.socketPath);
+  try {
+    await client.startJob({ argv: ['true'] }, 'tester'); // the launcher runs from here on
+    const [launcherPid = 0] = launchersOf(join(x.stateDir, 'state', 'launcher.sock'));
+    for (let i = 0; i < 5; i += 1) {
+      // Refused while the job's cgroups are planned: after the keeper was asked for.
+      const refused = await client
+        .startJob({ argv: ['true'], limits: { cpusetCpus: '0-4095' } }, 'tester')
+        .then(
+          () => null,
+          (error: Error) => error,
+        );
+      assert.match(refused?.message ?? '', /limits\.cpusetCpus: CPU .* is not available/);
+    }
+    const deadline = Date.now() + 5000;
+    while (keepersOf(launcherPid).length > 0 && Date.now() < deadline) await sleep(20);
+    assert.equal(keepersOf(launcherPid), [], 'no keeper is left waiting for a job');
+  } finally {
+    client.close();
+    await x.remove();
+  }
+});
+
 launcher('a killed executor takes its launcher with it, not its jobs', async () => {
   const x = await startExecutorProcess();
   const client = new ExecutorClient(x.socketPath);
