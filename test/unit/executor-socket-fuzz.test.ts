@@ -69,6 +69,7 @@ const VALID: unknown[] = [
   { id: 4, op: 'get', args: { id: ID } },
   { id: 5, op: 'list', args: { owner: 'alice', state: 'RUNNING', limit: 10, after: ID } },
   { id: 6, op: 'read-output', args: { id: ID, offset: 0 } },
+  { id: 7, op: 'owner', args: { id: ID } },
   { id: 0xffffffff, op: 'list', args: {} },
 ];
 
@@ -296,6 +297,11 @@ function standInRuntime(unchecked: string[]): JobRuntime {
     get(id: string) {
       expectId('get', id);
       return knownOrMissing(id);
+    },
+    ownerOf(id: string) {
+      expectId('owner', id);
+      if (!id.startsWith('a')) throw new JobError('not-found', `job ${id} not found`);
+      return { owner: RECORD.owner };
     },
     list(filter: { after?: string }) {
       if (filter.after !== undefined) expectId('list', filter.after);
