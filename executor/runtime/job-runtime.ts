@@ -258,7 +258,6 @@ export class JobRuntime {
 
   private jobParts(record: JobRecord) {
     return {
-      launcher: this.launcher,
       logger: this.logger,
       store: this.store,
       cgroup: this.cgroups.existing(record.id),
@@ -375,7 +374,6 @@ export class JobRuntime {
       keeperTaken = true;
       const { job, result } = await RunningJob.launch(
         {
-          launcher: this.launcher,
           logger: this.logger,
           store: this.store,
           cgroup: createdCgroup,

@@ -98,10 +98,8 @@ export class KeeperLauncher {
       child.kill('SIGKILL');
       await exited;
       const [kind, ...rest] = answer.split(' ');
-      const why =
-        kind === 'start-error'
-          ? (({ stage, reason }) => `${stage}: ${reason}`)(parseStartError(rest))
-          : 'it did not say it was ready';
+      const error = kind === 'start-error' ? parseStartError(rest) : null;
+      const why = error ? `${error.stage}: ${error.reason}` : 'it did not say it was ready';
       throw new Error(`cannot start the keeper launcher (${helper}): ${why}`);
     }
     // Ours only while we run: neither it nor its link may hold the event loop open.

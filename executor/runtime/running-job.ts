@@ -13,7 +13,6 @@ import type {
   ConnectedKeeper,
   KeeperIdentity,
   KeeperLink,
-  KeeperSource,
   KeeperSpec,
   StartResult,
 } from './keeper-link.ts';
@@ -27,7 +26,6 @@ const START_TIMEOUT_MS = 30_000;
 const STOP_MARGIN_MS = 10_000;
 
 export interface RunningJobParts {
-  launcher: KeeperSource;
   logger: Logger;
   store: JobStore;
   cgroup: JobCgroup;
