@@ -1828,17 +1828,15 @@ static pid_t host_parent_pid(void)
     return ppid;
 }
 
-/* The init moves itself into each of the job's other cgroups (v1 hierarchies; "0" names the
- * writer) before it does anything else, so the job, forked later, is born inside all of them and
- * nothing it runs is ever outside its limits. The keeper stays outside: the job's OOM kill or pids
- * limit never reaches the process that records the job's end. */
 /* Moves the init into the job's v1 cgroups (its v2 cgroup, when there is one, it was cloned
  * into). Run by the keeper, not the init, so that it overlaps the init's setup: on cgroup v1
  * the first move after a quiet spell waits for an RCU grace period (the kernel's
  * cgroup_threadgroup_rwsem), several milliseconds, which the init spends building the job's
  * filesystem instead of waiting. The init waits for this before it forks the job: every job
- * process is still born inside the job's cgroups. A failure ends the keeper, and the init with
- * it (its parent-death signal). */
+ * process is still born inside all of the job's cgroups, and nothing it runs is ever outside its
+ * limits. The keeper itself stays outside: the job's OOM kill or pids limit never reaches the
+ * process that records the job's end. A failure ends the keeper, and the init with it (its
+ * parent-death signal). */
 static void join_cgroups(const struct spec *s, pid_t init)
 {
     char path[PATH_MAX], pid[16];
