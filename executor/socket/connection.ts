@@ -5,10 +5,11 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { MAX_REQUEST_ID } from '../../shared/executor-protocol.ts';
-import type { ExecutorOp, Reply, WireError } from '../../shared/executor-protocol.ts';
+import type { ExecutorOp, OutputChunk, Reply, WireError } from '../../shared/executor-protocol.ts';
 import { drainedOrAborted } from '../../shared/back-pressure.ts';
 import { JobError } from '../../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
+import { outputChunkFrameHead } from '../../shared/output-chunk-frame.ts';
 import { integer, object, oneOf } from '../../shared/schema.ts';
 import type { JobRuntime } from '../runtime/job-runtime.ts';
 import { OP_TABLE, TABLE_OPS } from './op-table.ts';
@@ -197,7 +198,7 @@ export class Connection {
         const { chunks, end } = op.run(args, context);
         for await (const chunk of chunks) {
           if (this.closed.signal.aborted) return;
-          if (!this.send({ id, chunk })) await drainedOrAborted(this.socket, this.closed.signal);
+          if (!this.sendChunk(id, chunk)) await drainedOrAborted(this.socket, this.closed.signal);
         }
         const summary = await end();
         if (!this.closed.signal.aborted) this.send({ id, end: summary });
@@ -229,7 +230,22 @@ export class Connection {
         error: { code: 'internal', message: 'internal executor error' },
       });
     }
-    const flowing = this.socket.write(frame);
+    return this.afterWrite(this.socket.write(frame));
+  }
+
+  /** An output chunk: its frame's head, then the data as read, in one write (no copy). */
+  private sendChunk(id: number, chunk: OutputChunk): boolean {
+    if (this.socket.destroyed || !this.socket.writable) return true;
+    const head = outputChunkFrameHead(id, chunk);
+    this.socket.cork();
+    this.socket.write(head);
+    const flowing = this.socket.write(chunk.data);
+    this.socket.uncork();
+    return this.afterWrite(flowing);
+  }
+
+  /** After a reply was written: stops reading requests while too much of them is unread. */
+  private afterWrite(flowing: boolean): boolean {
     if (this.socket.writableLength > MAX_UNREAD_REPLY_BYTES && !this.socket.isPaused()) {
       // The client is not reading its answers: stop taking its requests until it does (and
       // do not time its partial frame meanwhile: we are the ones not reading it).
