@@ -23,8 +23,12 @@ const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 /** Where a stream's chunks go as they arrive. */
 export interface OutputCollector<T> {
-  /** A chunk; its data is valid only during the call: copy what is kept. */
-  add(chunk: OutputChunk): void;
+  /**
+   * A chunk; its data is valid only during the call (copy what is kept), unless `frame` is given:
+   * the frame the chunk came in, the collector's to keep (data is a view of it) and to write
+   * over, within its bounds.
+   */
+  add(chunk: OutputChunk, frame: Buffer | null): void;
   /** Bytes of output collected and not yet handed over. */
   readonly bytes: number;
   /** Hands over everything collected. */
@@ -154,9 +158,9 @@ export class ExecutorOutput<T> {
   private receive(data: Buffer): boolean {
     if (this.failure !== null) return false;
     try {
-      this.decoder.pushEach(data, (value) => {
+      this.decoder.pushEach(data, (value, kept) => {
         const reply = value as Reply;
-        if ('chunk' in reply) this.collector.add(reply.chunk);
+        if ('chunk' in reply) this.collector.add(reply.chunk, kept);
         else if ('end' in reply) this.end = reply.end;
         else if ('error' in reply) this.failure ??= fromWire(reply.error);
       });

@@ -36,6 +36,9 @@ const STREAMS = {
   stderr: OutputStream.OUTPUT_STREAM_STDERR,
 } as const;
 
+/** A chunk at least this large, in a frame of its own, is a message by itself (adopt()). */
+const ADOPT_MIN_BYTES = 64 * 1024;
+
 /** The first message of a stream gets this much room; later ones as much as the last took. */
 const FIRST_CAPACITY = 64 * 1024;
 
@@ -64,10 +67,11 @@ export class MessageBuilder implements OutputCollector<OutputMessage> {
     return this.doneBytes + this.length;
   }
 
-  add(chunk: ExecutorChunk): void {
+  add(chunk: ExecutorChunk, frame: Buffer | null): void {
     const stream = STREAMS[chunk.stream];
     if (this.length > 0 && (stream !== this.stream || chunk.offset !== this.offset + this.length))
       this.finish();
+    if (this.length === 0 && frame !== null && this.adopt(chunk, stream, frame)) return;
     let data = chunk.data;
     let at = chunk.offset;
     while (data.length > 0) {
@@ -90,6 +94,33 @@ export class MessageBuilder implements OutputCollector<OutputMessage> {
     this.done = [];
     this.doneBytes = 0;
     return messages;
+  }
+
+  /**
+   * A large chunk that came in a frame of its own becomes a message as it lies: its header is
+   * written over the frame's bytes before the data (the msgpack that framed it, decoded by now).
+   * No copy, and no buffer allocated: stored output, read in large chunks, takes this path.
+   */
+  private adopt(chunk: ExecutorChunk, stream: OutputStream, frame: Buffer): boolean {
+    const dataAt = chunk.data.byteOffset - frame.byteOffset;
+    const length = chunk.data.length;
+    if (
+      length < ADOPT_MIN_BYTES ||
+      chunk.data.buffer !== frame.buffer ||
+      dataAt < MAX_HEADER_BYTES ||
+      dataAt + length > frame.length
+    )
+      return false;
+    const start = writeOutputChunkHeader(frame, dataAt, stream, chunk.offset, length);
+    this.done.push({
+      offset: chunk.offset,
+      end: chunk.offset + length,
+      stream,
+      wire: frame.subarray(start, dataAt + length),
+      data: frame.subarray(dataAt, dataAt + length),
+    });
+    this.doneBytes += length;
+    return true;
   }
 
   /** The buffer, with room for `more` bytes of data (grown, by copying, when it has not). */

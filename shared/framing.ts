@@ -86,8 +86,14 @@ export class FrameDecoder {
   }
 
   push(chunk: Buffer): unknown[] {
-    if (this.failed) throw new FrameError('decoder already failed');
     const values: unknown[] = [];
+    this.decodeEach(chunk, (value) => values.push(value));
+    return values;
+  }
+
+  /** As push(), each value going to `emit` with the frame body it was decoded from. */
+  private decodeEach(chunk: Buffer, emit: (value: unknown, body: Buffer) => void): void {
+    if (this.failed) throw new FrameError('decoder already failed');
     let rest = chunk;
     if (this.partial !== null) {
       const frame = this.partial;
@@ -95,11 +101,12 @@ export class FrameDecoder {
       rest.copy(frame, this.partialFilled, 0, used);
       this.partialFilled += used;
       rest = rest.subarray(used);
-      if (this.partialFilled < frame.length) return values;
+      if (this.partialFilled < frame.length) return;
       this.partial = null;
-      values.push(this.decode(frame.subarray(HEADER_BYTES)));
+      const body = frame.subarray(HEADER_BYTES);
+      emit(this.decode(body), body);
     }
-    if (rest.length === 0) return values;
+    if (rest.length === 0) return;
     this.chunks.push(rest);
     this.buffered += rest.length;
     for (;;) {
@@ -113,9 +120,9 @@ export class FrameDecoder {
         if (this.buffered >= PARTIAL_FRAME_MIN_BYTES) this.gatherPartial(HEADER_BYTES + length);
         break;
       }
-      values.push(this.decode(this.take(HEADER_BYTES + length).subarray(HEADER_BYTES)));
+      const body = this.take(HEADER_BYTES + length).subarray(HEADER_BYTES);
+      emit(this.decode(body), body);
     }
-    return values;
   }
 
   private decode(body: Buffer): unknown {
@@ -142,9 +149,15 @@ export class FrameDecoder {
    * As push(), for a reader that reuses its read buffer: each value goes to `onValue` at once and
    * may hold views of `chunk`, valid only during that call; what `chunk` leaves of an unfinished
    * frame is copied. A frame that lies whole inside `chunk` is never copied.
+   *
+   * A frame that did not lie whole in `chunk` was gathered into a buffer of the decoder's, which
+   * it then gives up: `onValue` gets that frame's body as `kept`, and may keep views of it and
+   * write over its bytes (those of this frame only, as the body's bounds say).
    */
-  pushEach(chunk: Buffer, onValue: (value: unknown) => void): void {
-    for (const value of this.push(chunk)) onValue(value);
+  pushEach(chunk: Buffer, onValue: (value: unknown, kept: Buffer | null) => void): void {
+    this.decodeEach(chunk, (value, body) =>
+      onValue(value, body.buffer === chunk.buffer ? null : body),
+    );
     this.chunks = this.chunks.map((kept) =>
       kept.buffer === chunk.buffer ? Buffer.from(kept) : kept,
     );

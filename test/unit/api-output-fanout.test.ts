@@ -13,6 +13,8 @@ import type { OutputSink } from '../../api/output-fanout.ts';
 import { MESSAGE_BYTES, MessageBuilder, wireFrom } from '../../api/output-messages.ts';
 import type { OutputMessage } from '../../api/output-messages.ts';
 import type { OutputChunk as ExecutorChunk } from '../../shared/executor-protocol.ts';
+import { FrameDecoder } from '../../shared/framing.ts';
+import { outputChunkFrameHead } from '../../shared/output-chunk-frame.ts';
 
 const fanout = suite('output fan-out');
 const KiB = 1024;
@@ -51,7 +53,7 @@ fanout('chunks join into messages of one stream, at most MESSAGE_BYTES each, cop
     chunk('stdout', 128 * KiB + 10, MESSAGE_BYTES + 5),
   ];
   for (const each of chunks) {
-    builder.add(each);
+    builder.add(each, null);
     each.data.fill(9); // the builder copied it: the reader may reuse its buffer
   }
   assert.is(builder.bytes, 128 * KiB + 15 + MESSAGE_BYTES);
@@ -88,6 +90,54 @@ fanout('chunks join into messages of one stream, at most MESSAGE_BYTES each, cop
   assert.is(wireFrom(first, 0), first.wire);
 });
 
+fanout('a large chunk that came in a frame of its own becomes a message where it lies', () => {
+  const builder = new MessageBuilder();
+  const data = Buffer.alloc(512 * KiB, 5);
+  const frames = [0, 1].map((n) => {
+    const head = outputChunkFrameHead(7, { stream: 'stdout', offset: n * data.length, data });
+    return Buffer.concat([head, data]);
+  });
+  // As the API's reader gets them: 256 KiB reads into one buffer, reused; each frame spans
+  // reads, so the decoder gathers it into a buffer it then gives up.
+  const decoder = new FrameDecoder();
+  const reads = Buffer.alloc(256 * KiB);
+  const stream = Buffer.concat(frames);
+  const kept: Buffer[] = [];
+  for (let at = 0; at < stream.length; at += reads.length) {
+    const length = stream.copy(reads, 0, at, at + reads.length);
+    decoder.pushEach(reads.subarray(0, length), (value, frame) => {
+      assert.ok(frame !== null, "a frame that spanned reads is the collector's to keep");
+      kept.push(frame);
+      builder.add((value as { chunk: ExecutorChunk }).chunk, frame);
+    });
+    reads.fill(0xee);
+  }
+  // A small chunk after them is copied, as ever.
+  builder.add(chunk('stdout', 2 * data.length, 10), null);
+  const messages = builder.drain();
+  assert.equal(
+    messages.map((message) => [message.offset, message.end]),
+    [
+      [0, 512 * KiB],
+      [512 * KiB, 1024 * KiB],
+      [1024 * KiB, 1024 * KiB + 10],
+    ],
+  );
+  for (const [n, message] of messages.slice(0, 2).entries()) {
+    assert.ok(message.wire.buffer === kept[n]?.buffer, 'no copy');
+    assert.equal(
+      message.wire,
+      Buffer.from(
+        OutputChunk.encode({
+          stream: OutputStream.OUTPUT_STREAM_STDOUT,
+          offset: message.offset,
+          data,
+        }).finish(),
+      ),
+    );
+  }
+});
+
 /** A job's stored output (one stream), served by a fake executor in 64 KiB chunks. */
 function fakeExecutor(output: Buffer) {
   const opened: number[] = [];
@@ -102,7 +152,7 @@ function fakeExecutor(output: Buffer) {
           if (closed) throw new Error('taken after close');
           while (at < output.length && collector.bytes < Math.max(enough, 1)) {
             const data = output.subarray(at, Math.min(output.length, at + 64 * KiB));
-            collector.add({ stream: 'stdout', offset: at, data });
+            collector.add({ stream: 'stdout', offset: at, data }, null);
             at += data.length;
           }
           return { items: collector.drain(), ended: at === output.length };
