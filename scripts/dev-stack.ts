@@ -17,7 +17,7 @@ import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { compiledPath, JOBCTL_BIN } from '../shared/app-layout.ts';
+import { compiledPath, JOBCTL_BIN, SERVICE_NODE_FLAGS } from '../shared/app-layout.ts';
 import { CHECKOUT, DEV_CLIENT, DEV_DIR, DEV_LISTEN } from '../shared/dev-layout.ts';
 
 /** A group number no account uses: only the API gets it, and only it may open the socket. */
@@ -184,11 +184,15 @@ async function main(): Promise<void> {
     env: Record<string, string> = {},
   ): Launched => {
     const logPath = join(dir, `${name}.log`);
-    const child = spawn(process.execPath, [compiledPath(entry), '--config', config], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      cwd: CHECKOUT,
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
-    });
+    const child = spawn(
+      process.execPath,
+      [...SERVICE_NODE_FLAGS, compiledPath(entry), '--config', config],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        cwd: CHECKOUT,
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+      },
+    );
     children.push(child);
     let early = '';
     child.stderr?.on('data', (data: Buffer) => {

@@ -24,3 +24,13 @@ export function compiledPath(source: string): string {
 
 /** The jobctl bin: api/jobctl/jobctl.ts compiled, then bundled (it starts faster as one file). */
 export const JOBCTL_BIN = join(BUILD_DIR, 'jobctl', 'jobctl.cjs');
+
+/**
+ * Node flags the services run with (their units' ExecStart=, and every launcher here). V8 starts
+ * a small heap with an old-generation limit of a few MiB over what is live, and the buffers that
+ * carry output (promoted while a socket holds them) count against it: watching one job then
+ * started a full mark every few MiB of output, half the API's CPU. A larger first limit leaves
+ * those to the collections external memory starts, a few per hundred MiB; memory still grows
+ * only as far as the heap is used.
+ */
+export const SERVICE_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];

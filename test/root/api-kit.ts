@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compiledPath } from '../../shared/app-layout.ts';
+import { compiledPath, SERVICE_NODE_FLAGS } from '../../shared/app-layout.ts';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import type { Client, ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import { HealthClient } from '../../api/generated/grpc/health/v1/health.ts';
@@ -131,9 +131,13 @@ export async function startStack(
       await writeFile(configPath, JSON.stringify({ ...config, listen: `127.0.0.1:${listen}` }));
     }
     api = trackChild(
-      spawn(process.execPath, [compiledPath('api/main.ts'), '--config', configPath], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      }),
+      spawn(
+        process.execPath,
+        [...SERVICE_NODE_FLAGS, compiledPath('api/main.ts'), '--config', configPath],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      ),
     );
     api.stderr?.on('data', (data: Buffer) => (log += data.toString()));
     const deadline = Date.now() + 15_000;

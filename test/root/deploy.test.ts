@@ -25,6 +25,7 @@ import * as assert from 'uvu/assert';
 import { parseApiConfig } from '../../api/config.ts';
 import { ExecutorClient } from '../../api/executor-client.ts';
 import { parseExecutorConfig } from '../../executor/config.ts';
+import { SERVICE_NODE_FLAGS } from '../../shared/app-layout.ts';
 import { CHECKOUT } from '../../shared/dev-layout.ts';
 import { TEST_PREFIX, sleep } from './executor-kit.ts';
 import { TEST_SOCKET_GID, trackChild } from './executor-process-kit.ts';
@@ -616,10 +617,14 @@ deploy('systemd-analyze verify passes on every installed unit', ({ root }) => {
   ]) {
     assert.ok(existsSync(join(root, path)), path);
   }
-  assert.match(
-    readFileSync(units[0] ?? '', 'utf8'),
-    `ExecStart=${process.execPath} /opt/jobworker/dist/executor/main.js --config`,
-  );
+  // Both services run with the node flags every launcher here uses.
+  const flags = SERVICE_NODE_FLAGS.join(' ');
+  for (const service of ['executor', 'api']) {
+    assert.match(
+      readFileSync(join(root, 'etc/systemd/system', `jobworker-${service}.service`), 'utf8'),
+      `ExecStart=${process.execPath} ${flags} /opt/jobworker/dist/${service}/main.js --config`,
+    );
+  }
 });
 
 deploy(

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
-import { compiledPath } from '../../shared/app-layout.ts';
+import { compiledPath, SERVICE_NODE_FLAGS } from '../../shared/app-layout.ts';
 import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { TEST_PREFIX, sleep } from './executor-kit.ts';
@@ -128,9 +128,13 @@ async function launch(
 ): Promise<ExecutorProcess> {
   const socketPath = join(stateDir, 'run', 'executor.sock');
   const child = trackChild(
-    spawn(process.execPath, [compiledPath('executor/main.ts'), '--config', configPath], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    }),
+    spawn(
+      process.execPath,
+      [...SERVICE_NODE_FLAGS, compiledPath('executor/main.ts'), '--config', configPath],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    ),
   );
   let stderr = '';
   child.stderr?.on('data', (data: Buffer) => (stderr += data.toString()));
