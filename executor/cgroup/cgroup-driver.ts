@@ -34,8 +34,8 @@ export interface CgroupDriver {
 export interface JobCgroup {
   readonly jobId: string;
   /**
-   * Directories whose cgroup.procs the job's init joins before it does anything else, so every
-   * process of the job is born inside the job's cgroups.
+   * Directories the job's init joins (moving itself, through their tasks files) before it does
+   * anything else, so every process of the job is born inside the job's cgroups.
    */
   readonly joinDirs: readonly string[];
   /**

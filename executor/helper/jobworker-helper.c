@@ -20,11 +20,10 @@
  *      │    timeout, carries out stops, and records the job's end in a status file. Serves the
  *      │    executor that started it on fd 3 and any later one on keeper.sock.
  *      └─ init  (PID 1 of new PID, mount, network, UTS and IPC namespaces, cloned into the
- *           │   job's v2 cgroup; the keeper moves it into the v1 ones meanwhile) builds the job's
- *           │   filesystem view, sets the hostname, brings up loopback, waits until it is in
- *           │   every job cgroup, forks the job, forwards signals to its process group, reaps
- *           │   every orphan, exits with the job's status (the kernel then kills whatever is
- *           │   left in the namespace). Dies with the keeper.
+ *           │   job's v2 cgroup) moves itself into the job's v1 cgroups, builds the job's
+ *           │   filesystem view, sets the hostname, brings up loopback, forks the job, forwards
+ *           │   signals to its process group, reaps every orphan, exits with the job's status
+ *           │   (the kernel then kills whatever is left in the namespace). Dies with the keeper.
  *           └─ job  born inside the job's cgroups; drops every privilege, installs the seccomp
  *                   filter, execs.
  *
@@ -139,6 +138,7 @@ struct spec {
     unsigned long long timeout_grace_ms;
     unsigned long long nofile;       /* RLIMIT_NOFILE of the job's processes */
     const char *cgroup2;             /* the job's cgroup v2 directory: the init is cloned into it */
+    bool cgroup2_by_move;            /* ... or, where clone3 is refused, moves itself there */
     const char **cgroups;            /* the job's other (v1) cgroups: the init joins them */
     size_t n_cgroups;
     const char **masks;
@@ -510,8 +510,7 @@ static bool await_start(int exec_read_fd, char *result, size_t size)
 }
 
 static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
-                     int status_fd, int joined_fd) __attribute__((noreturn));
-static void join_cgroups(const struct spec *s, pid_t init);
+                     int status_fd) __attribute__((noreturn));
 
 /* ---------------------------------------------------------------------------------------- */
 /* Keeper: the job's life                                                                    */
@@ -999,7 +998,8 @@ __attribute__((noreturn)) static void keep(struct keeper *k)
 /* The init, in new PID, mount, network, UTS and IPC namespaces. clone3 without a new stack
  * behaves like fork: the child continues on a copy of ours. With a cgroup v2 directory, the init
  * is born in it (CLONE_INTO_CGROUP): no migration, which would wait for an RCU grace period. A
- * kernel without clone3 (before 5.7) gets a plain clone, and the init joins that cgroup too. */
+ * kernel without clone3 (before 5.7), or a sandbox that refuses it, gets a plain clone, and the
+ * init moves itself into that cgroup too. */
 static pid_t clone_init(struct spec *s)
 {
     const unsigned long long namespaces =
@@ -1017,8 +1017,7 @@ static pid_t clone_init(struct spec *s)
     };
     pid_t init = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (init < 0 && errno == ENOSYS) {
-        if (s->cgroup2)
-            s->cgroups[s->n_cgroups++] = s->cgroup2; /* read_spec left room for every string */
+        s->cgroup2_by_move = s->cgroup2 != NULL;
         init = (pid_t)syscall(SYS_clone, namespaces | SIGCHLD, NULL, NULL, NULL, 0);
     }
     if (init < 0)
@@ -1104,18 +1103,17 @@ __attribute__((noreturn)) static void run_keeper(void)
     if (k.signal_fd < 0 || k.timeout_fd < 0 || k.kill_fd < 0)
         fail(errno, "signal and timer descriptors");
 
-    int out[2], err[2], exec_pipe[2], status_pipe[2], joined_pipe[2];
+    int out[2], err[2], exec_pipe[2], status_pipe[2];
     make_output_pipe(out, &spec);
     make_output_pipe(err, &spec);
-    if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0 ||
-        pipe2(joined_pipe, O_CLOEXEC) < 0)
+    if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0)
         fail(errno, "create status pipes");
 
     pid_t init = clone_init(&spec);
     if (init == 0) {
-        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1], joined_pipe[0]};
+        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1]};
         close_all_but(keep_fds, sizeof keep_fds / sizeof *keep_fds);
-        run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], joined_pipe[0]);
+        run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1]);
     }
     k.init = init;
     k.status_pipe = status_pipe[0];
@@ -1125,12 +1123,7 @@ __attribute__((noreturn)) static void run_keeper(void)
     close(err[1]);
     close(exec_pipe[1]);
     close(status_pipe[1]);
-    close(joined_pipe[0]);
-    /* While the init builds the job's filesystem view, the keeper moves it into the job's v1
-     * cgroups (see join_cgroups), then lets it go on to the job; and creates its own files. */
-    join_cgroups(&spec, init);
-    write_all(joined_pipe[1], "j", 1);
-    close(joined_pipe[1]);
+    /* While the init sets the job up, the keeper creates its own files. */
     k.data_fd = create_job_file(OUTPUT_DATA_FILE);
     k.index_fd = create_job_file(OUTPUT_INDEX_FILE);
     k.status_fd = reserve_status_file();
@@ -1828,42 +1821,38 @@ static pid_t host_parent_pid(void)
     return ppid;
 }
 
-/* Moves the init into the job's v1 cgroups (its v2 cgroup, when there is one, it was cloned
- * into). Run by the keeper, not the init, so that it overlaps the init's setup: on cgroup v1
- * the first move after a quiet spell waits for an RCU grace period (the kernel's
- * cgroup_threadgroup_rwsem), several milliseconds, which the init spends building the job's
- * filesystem instead of waiting. The init waits for this before it forks the job: every job
- * process is still born inside all of the job's cgroups, and nothing it runs is ever outside its
- * limits. The keeper itself stays outside: the job's OOM kill or pids limit never reaches the
- * process that records the job's end. A failure ends the keeper, and the init with it (its
- * parent-death signal). */
-static void join_cgroups(const struct spec *s, pid_t init)
+/* Writes "0" to `file` in each of the cgroup directories `dirs`: moves the caller there. */
+static void move_self(const char *const *dirs, size_t n, const char *file)
 {
-    char path[PATH_MAX], pid[16];
-    int pid_len = snprintf(pid, sizeof pid, "%d", init);
-    for (size_t i = 0; i < s->n_cgroups; i++) {
-        if (snprintf(path, sizeof path, "%s/cgroup.procs", s->cgroups[i]) >= (int)sizeof path)
-            fail(ENAMETOOLONG, "join cgroup %s", s->cgroups[i]);
+    char path[PATH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", dirs[i], file) >= (int)sizeof path)
+            fail(ENAMETOOLONG, "join cgroup %s", dirs[i]);
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
-            fail(errno, "join cgroup %s", s->cgroups[i]);
-        if (write(fd, pid, (size_t)pid_len) != pid_len)
-            fail(errno, "join cgroup %s", s->cgroups[i]);
+            fail(errno, "join cgroup %s", dirs[i]);
+        if (write(fd, "0", 1) != 1)
+            fail(errno, "join cgroup %s", dirs[i]);
         close(fd);
     }
 }
 
-/* The keeper's word that the init is in every job cgroup; EOF without it: the keeper failed
- * (and reported why), or is gone. */
-static void await_joined(int joined_fd)
+/* The init moves itself into the job's v1 cgroups (its v2 cgroup, when there is one, it was
+ * cloned into), first of all: everything it does from here on, the job's filesystem included
+ * (a disk image's loop device must be allowed by the job's device rules, not the executor's,
+ * which systemd's DevicePolicy=closed may close), counts against the job's limits, and the job
+ * is born inside them. It writes "0" to each `tasks` file: a thread moving itself is the one
+ * migration for which the kernel skips its global cgroup_threadgroup_rwsem, whose write side
+ * waits for an RCU grace period after a quiet spell (moving by pid into six hierarchies took
+ * 8–9 ms here, moving itself 0.5 ms). The init is a single thread: the whole process moves. The
+ * keeper stays outside: the job's OOM kill or pids limit never reaches the process that records
+ * the job's end. */
+static void join_cgroups(const struct spec *s)
 {
-    char byte;
-    ssize_t n;
-    while ((n = read(joined_fd, &byte, 1)) < 0 && errno == EINTR)
-        ;
-    if (n != 1)
-        _exit(EXIT_HELPER_FAILED);
-    close(joined_fd);
+    move_self(s->cgroups, s->n_cgroups, "tasks");
+    /* v2 has no tasks file, and moves a process only whole (rare: clone3 refused). */
+    if (s->cgroup2_by_move)
+        move_self(&s->cgroup2, 1, "cgroup.procs");
 }
 
 /* Set up, the init needs no privilege to reap and forward signals: it becomes the job's uid with
@@ -1885,7 +1874,7 @@ static void drop_init_privileges(const struct spec *s, int exec_fd)
 }
 
 static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
-                     int status_fd, int joined_fd)
+                     int status_fd)
 {
     report_fd = exec_fd;
     /* Die with the keeper: the job must never outlive the process that records its end; when
@@ -1895,19 +1884,11 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
         _exit(EXIT_HELPER_FAILED);
     prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
 
-    /* A /job on disk opens loop devices, which the device rules of the job's cgroups allow and
-     * those of the executor's may not (DevicePolicy=closed on its systemd unit): then the
-     * init is in the job's cgroups first. (Where clone3 is refused, as systemd's namespace
-     * restrictions do, the init is not cloned into its v2 cgroup but moved there too.) */
-    bool joined = s->storage == STORAGE_DISK;
-    if (joined)
-        await_joined(joined_fd);
+    join_cgroups(s);
     build_filesystem(s);
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
     bring_up_loopback();
-    if (!joined)
-        await_joined(joined_fd);
     /* Its own cgroup namespace, rooted at the job's cgroups: /proc/self/cgroup shows "/", no
      * host cgroup path. The job inherits it. */
     if (unshare(CLONE_NEWCGROUP) < 0)
