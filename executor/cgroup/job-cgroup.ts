@@ -87,7 +87,7 @@ export async function createJobCgroup(
     plan.map(async ({ dir, writes }) => {
       if (!(await fs.mkdir(dir))) throw new Error(`cgroup: ${dir} already exists`);
       created.push(dir);
-      await writeLimits(fs, dir, writes);
+      await writeLimits(fs, dir, writes, { fresh: true });
     }),
   );
   const failure = outcomes.find((outcome) => outcome.status === 'rejected');
@@ -174,17 +174,20 @@ async function limitWrites(
 }
 
 /**
- * Writes in order. A value the kernel refuses (EINVAL, ERANGE, EBUSY) is the request's fault and
- * named by its limit; anything else is an internal failure.
+ * Writes in order (`fresh`: into a cgroup no process is in yet, see CgroupFs.writeFresh). A value
+ * the kernel refuses (EINVAL, ERANGE, EBUSY) is the request's fault and named by its limit;
+ * anything else is an internal failure.
  */
 export async function writeLimits(
   fs: CgroupFs,
   dir: string,
   writes: readonly FileWrite[],
+  { fresh = false } = {},
 ): Promise<void> {
   for (const [file, value, limit] of writes) {
     try {
-      await fs.write(posix.join(dir, file), value);
+      const path = posix.join(dir, file);
+      await (fresh ? fs.writeFresh(path, value) : fs.write(path, value));
     } catch (error) {
       const errno = errnoOf(error);
       if (limit === undefined || !['EINVAL', 'ERANGE', 'EBUSY'].includes(errno ?? '')) throw error;
