@@ -333,20 +333,8 @@ export class JobRuntime {
     keeper.catch(() => undefined); // its failure is the launch's to report, once awaited
     let keeperTaken = false;
     try {
-      await this.checkStateSpace();
       uid = this.uids.acquire();
       const jobUid = uid;
-      // The job's directories and its cgroups do not depend on each other: make them at once.
-      const [files, cgroups] = await Promise.allSettled([
-        this.prepareJobFiles(id, jobUid, storageKind, limits).finally(() => (created = true)),
-        this.ioDevicesFor(limits, storageKind).then((devices) =>
-          this.cgroups.create(id, limits, devices),
-        ),
-      ]);
-      if (cgroups.status === 'fulfilled') cgroup = cgroups.value;
-      if (files.status === 'rejected') throw files.reason;
-      if (cgroups.status === 'rejected') throw cgroups.reason;
-      const createdCgroup = cgroups.value;
       const record: JobRecord = {
         id,
         owner,
@@ -367,8 +355,26 @@ export class JobRuntime {
         outputBytes: 0,
         outputTruncated: false,
       };
-      // Saved before the keeper has the job: a restart always finds a record for a running one.
-      await this.store.save(record);
+      // The job's directory (once the state filesystem has room, then its record in it) and its
+      // cgroups do not depend on each other: make them at once. The record is saved before the
+      // keeper has the job: a restart always finds a record for a running one.
+      const [files, cgroups] = await Promise.allSettled([
+        this.checkStateSpace()
+          .then(() =>
+            this.prepareJobFiles(id, jobUid, storageKind, limits).finally(() => (created = true)),
+          )
+          .then(async (storage) => {
+            await this.store.save(record);
+            return storage;
+          }),
+        this.ioDevicesFor(limits, storageKind).then((devices) =>
+          this.cgroups.create(id, limits, devices),
+        ),
+      ]);
+      if (cgroups.status === 'fulfilled') cgroup = cgroups.value;
+      if (files.status === 'rejected') throw files.reason;
+      if (cgroups.status === 'rejected') throw cgroups.reason;
+      const createdCgroup = cgroups.value;
       const env = { PATH: JOB_DEFAULT_PATH, HOME: JOB_DIR, ...spec.env };
       const entry = entryFor(record, 0);
       keeperTaken = true;
