@@ -1,5 +1,7 @@
 // Watcher fan-out through the real API, against a plain Node TLS 1.3 server in the same run: 100
-// watchers of one ended job's 64 MiB (aggregate delivered), and one watcher alone. The clients
+// watchers of one ended job's 64 MiB (aggregate delivered), and one watcher alone. Beside it, a
+// bare grpc-js server sending the same messages to the same clients (plain-grpc-server.ts): the
+// share of the gap that is gRPC's own (HTTP/2 in grpc-js, the gRPC client) rather than ours. The clients
 // are independent of this code: Debian's python3-grpcio (gRPC's C core) for the API, Python's
 // ssl (OpenSSL) for the plain server, each client on its own connection
 // (bench/python/watch_clients.py). Printed as ratios to the baseline, with the targets beside
@@ -68,15 +70,17 @@ function runClients(mode: 'grpc' | 'tls', args: string[]): Promise<Measured> {
   });
 }
 
-async function plainTlsServer(
+/** A baseline server (bench/plain-tls-server.ts or plain-grpc-server.ts), as a process of its own. */
+async function baselineServer(
   stack: Stack,
+  script: string,
 ): Promise<{ port: number; pid: number | undefined; stop: () => void }> {
   const child = spawn(
     process.execPath,
     [
       '--import',
       'tsx',
-      'bench/plain-tls-server.ts',
+      script,
       stack.pki.ca,
       join(stack.pki.dir, 'server.crt'),
       join(stack.pki.dir, 'private', 'server.key'),
@@ -113,7 +117,8 @@ const stack = await startStack(
   },
   { maxOutputBytes: 2 * SIZE },
 );
-const baseline = await plainTlsServer(stack);
+const baseline = await baselineServer(stack, 'bench/plain-tls-server.ts');
+const bareGrpc = await baselineServer(stack, 'bench/plain-grpc-server.ts');
 try {
   const jobId = await endedJob(stack);
   const ada = stack.pki.cert('ada');
@@ -126,7 +131,8 @@ try {
   for (const { clients, runs, what, baseline: versus } of CASES) {
     const api: Measured[] = [];
     const plain: Measured[] = [];
-    const cost = { api: 0, plain: 0, grpcClients: 0, sslClients: 0, bytes: 0 };
+    const bare: Measured[] = [];
+    const cost = { api: 0, plain: 0, bare: 0, grpcClients: 0, sslClients: 0, bytes: 0 };
     // Alternated, so that both see the same machine.
     for (let run = 0; run < runs; run += 1) {
       const through = await measure(
@@ -144,10 +150,20 @@ try {
         ['--target', `127.0.0.1:${baseline.port}`, '--clients', String(clients), ...common],
         [baseline.pid],
       );
+      const grpcOnly = await measure(
+        'grpc',
+        [
+          ...['--target', `127.0.0.1:${bareGrpc.port}`, '--job', jobId],
+          ...['--clients', String(clients), ...common],
+        ],
+        [bareGrpc.pid],
+      );
       api.push(through);
       plain.push(direct);
+      bare.push(grpcOnly);
       cost.api += through.serverCpu;
       cost.plain += direct.serverCpu;
+      cost.bare += grpcOnly.serverCpu;
       cost.grpcClients += through.cpu_seconds;
       cost.sslClients += direct.cpu_seconds;
       cost.bytes += clients * SIZE;
@@ -167,8 +183,16 @@ try {
       `ratio  ${ratio.toFixed(2).padStart(8)}     target ≥ ${TARGET} (${ratio >= TARGET ? 'meets' : 'below'})`,
     );
     line(
-      '  CPU per GiB: API + executor / plain server',
-      `${perGib(cost.api)} / ${perGib(cost.plain)}`,
+      `  bare grpc-js server, same messages and clients`,
+      `median ${rate(bare).toFixed(0).padStart(8)} MiB/s (ratio to the baseline ${(rate(bare) / rate(plain)).toFixed(2)})`,
+    );
+    line(
+      `  ${what} / bare grpc-js server`,
+      `ratio  ${(rate(api) / rate(bare)).toFixed(2).padStart(8)}`,
+    );
+    line(
+      '  CPU per GiB: API + executor / plain server / bare grpc-js',
+      `${perGib(cost.api)} / ${perGib(cost.plain)} / ${perGib(cost.bare)}`,
     );
     line(
       '  CPU per GiB: gRPC clients / ssl clients',
@@ -177,5 +201,6 @@ try {
   }
 } finally {
   baseline.stop();
+  bareGrpc.stop();
   await stack.close();
 }
