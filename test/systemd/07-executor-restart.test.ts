@@ -18,8 +18,11 @@ const restart = suite('systemd: executor restarts');
 restart.before(ensureRunning);
 
 const LINES = 40;
-/** A line every 0.3 s: the job outlives the restart by several seconds. */
-const counting = `for i in $(seq 1 ${LINES}); do echo "line $i"; sleep 0.3; done`;
+/**
+ * A line every 0.6 s: the job outlives the restart by several seconds, also in a VM without KVM,
+ * where a restart of the executor alone takes 8 s (node starts slowly under emulation).
+ */
+const counting = `for i in $(seq 1 ${LINES}); do echo "line $i"; sleep 0.6; done`;
 const expected = Array.from({ length: LINES }, (_, i) => `line ${i + 1}\n`).join('');
 
 async function untilActive(unit: string, otherThan: string): Promise<string> {
