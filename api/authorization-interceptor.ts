@@ -30,21 +30,38 @@ export interface InterceptorParts {
  * would each ask (a tenth of the API's CPU on a short job's calls).
  */
 class AuthenticatedCall extends ServerInterceptingCall {
-  readonly #auth: AuthContext;
+  readonly #auth: AuthContext | null;
 
-  constructor(auth: AuthContext, ...args: ConstructorParameters<typeof ServerInterceptingCall>) {
+  constructor(
+    auth: AuthContext | null,
+    ...args: ConstructorParameters<typeof ServerInterceptingCall>
+  ) {
     super(...args);
     this.#auth = auth;
   }
 
   override getAuthContext(): AuthContext {
-    return this.#auth;
+    return this.#auth ?? super.getAuthContext();
+  }
+}
+
+/** The call's auth context, or why there is none (its connection went away meanwhile). */
+function readAuthContext(
+  call: Parameters<ServerInterceptor>[1],
+): { auth: AuthContext; error: null } | { auth: null; error: unknown } {
+  try {
+    return { auth: call.getAuthContext(), error: null };
+  } catch (error) {
+    return { auth: null, error };
   }
 }
 
 export function authorizationInterceptor(parts: InterceptorParts): ServerInterceptor {
   return (method, call) => {
-    const auth = call.getAuthContext();
+    // Read here, where a throw would escape grpc-js; a failure refuses the call below.
+    const read = readAuthContext(call);
+    const auth = read.auth;
+    let authError = read.error;
     const deadline = deadlineMs(call.getDeadline());
     const audit = new CallAudit(parts.audit, method.path, deadline);
     // grpc-js sends some statuses itself, straight from the call (its deadline timer, a message
@@ -62,10 +79,14 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
         next({
           onReceiveMetadata: (metadata, nextMetadata) => {
             try {
-              identity = peerIdentity(auth);
+              identity = authError === null ? peerIdentity(auth) : null;
             } catch (error) {
+              identity = null;
+              authError ??= error;
+            }
+            if (identity === null) {
               audit.received(null, null);
-              refuse(error);
+              refuse(authError);
               return;
             }
             audit.received(identity.name, identity.role);
