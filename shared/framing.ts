@@ -150,9 +150,10 @@ export class FrameDecoder {
    * may hold views of `chunk`, valid only during that call; what `chunk` leaves of an unfinished
    * frame is copied. A frame that lies whole inside `chunk` is never copied.
    *
-   * A frame that did not lie whole in `chunk` was gathered into a buffer of the decoder's, which
-   * it then gives up: `onValue` gets that frame's body as `kept`, and may keep views of it and
-   * write over its bytes (those of this frame only, as the body's bounds say).
+   * A frame that did not lie whole in `chunk` lies in a buffer the decoder made (its bytes may
+   * share that buffer with other frames', or Node's pool for a small one): `onValue` gets that
+   * frame's body as `kept`, and may keep views of it and write over the body's own bytes, which
+   * nothing else reads (the decoder never writes into what it holds).
    */
   pushEach(chunk: Buffer, onValue: (value: unknown, kept: Buffer | null) => void): void {
     this.decodeEach(chunk, (value, body) =>

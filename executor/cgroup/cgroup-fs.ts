@@ -8,7 +8,8 @@
 // four trips through libuv's thread pool (open, fstat, read, close). A job's start and end read
 // a dozen of them; done synchronously, the executor spends about a quarter less CPU per job.
 // So are mkdir and the writes into a job's new cgroup (writeFresh): no process is in it yet, so
-// no write can start memory reclaim or wait for one. Other writes and rmdir stay asynchronous: a
+// no write can start memory reclaim or wait for one (they can wait for the kernel's cgroup_mutex,
+// which a process migration elsewhere on the host holds for an RCU grace period: milliseconds). Other writes and rmdir stay asynchronous: a
 // limit lowered under a cgroup's usage starts reclaim, and rmdir can wait for the kernel to let
 // go of a cgroup.
 import {

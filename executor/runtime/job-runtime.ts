@@ -440,7 +440,15 @@ export class JobRuntime {
           .catch((cause: unknown) =>
             this.logger.error({ err: cause, job: id }, 'cannot remove cgroup'),
           );
-        if (created) await this.store.remove(id).catch(() => undefined);
+        if (created)
+          await this.store
+            .remove(id)
+            .catch((cause: unknown) =>
+              this.logger.error(
+                { err: cause, job: id },
+                'cannot remove the directory of a job that did not start',
+              ),
+            );
       }
       if (isDiskFull(error)) throw new JobError('resource-exhausted', STATE_FULL);
       throw error;
