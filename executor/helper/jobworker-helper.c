@@ -49,7 +49,8 @@
  *                      "job <uid> <init pid>"
  *                      after "watch": "size <output bytes> <truncated 0|1>" whenever it changed
  *                      (coalesced: the keeper never waits for a slow reader)
- *                      "ended" once keeper.status is written; then the keeper exits
+ *                      "status <line>" for each line of keeper.status once it is written, then
+ *                      "ended"; then the keeper exits
  *   executor → keeper  "watch"
  *                      "stop <grace ms>": SIGTERM to the job, everything killed after the grace
  * A line the keeper does not understand closes that connection, nothing else.
@@ -840,36 +841,62 @@ static unsigned long long realtime_ms(void)
  * no file or the whole file. The result line comes from, in order: a start error; the job's exact
  * wait status as the init reported it; the init's own status (the init was killed, e.g. at the
  * end of a stop's grace period). */
-static void write_status(struct keeper *k)
+/* Writes keeper.status and leaves its text in `text` (STATUS_BYTES); returns its length. */
+static size_t write_status(struct keeper *k, char *text)
 {
-    char text[STATUS_BYTES];
     int len;
     int status = k->job_status_known ? k->job_status : k->init_status;
     if (k->start_error[0])
-        len = snprintf(text, sizeof text, "result start-failed %s\n",
+        len = snprintf(text, STATUS_BYTES, "result start-failed %s\n",
                        k->start_error + strlen("start-error "));
     else if (WIFSIGNALED(status))
-        len = snprintf(text, sizeof text, "result signaled %d\n", WTERMSIG(status));
+        len = snprintf(text, STATUS_BYTES, "result signaled %d\n", WTERMSIG(status));
     else
-        len = snprintf(text, sizeof text, "result exited %d\n", WEXITSTATUS(status));
-    if (k->stop != STOP_NONE && len < (int)sizeof text)
-        len += snprintf(text + len, sizeof text - (size_t)len, "stop %s\n",
+        len = snprintf(text, STATUS_BYTES, "result exited %d\n", WEXITSTATUS(status));
+    if (k->stop != STOP_NONE && len < (int)STATUS_BYTES)
+        len += snprintf(text + len, STATUS_BYTES - (size_t)len, "stop %s\n",
                         k->stop == STOP_TIMED_OUT ? "timed-out" : "stopped");
-    if (len < (int)sizeof text)
-        len += snprintf(text + len, sizeof text - (size_t)len, "output %llu %d\nended %llu\n",
+    if (len < (int)STATUS_BYTES)
+        len += snprintf(text + len, STATUS_BYTES - (size_t)len, "output %llu %d\nended %llu\n",
                         k->data_bytes, k->truncated, realtime_ms());
-    if (len >= (int)sizeof text)
-        len = (int)sizeof text - 1;
+    if (len >= STATUS_BYTES)
+        len = STATUS_BYTES - 1;
     if (pwrite(k->status_fd, text, (size_t)len, 0) != len || ftruncate(k->status_fd, len) < 0 ||
         renameat(JOB_DIR_FD, STATUS_TEMP_FILE, JOB_DIR_FD, STATUS_FILE) < 0)
         die_errno("write %s", STATUS_FILE);
+    return (size_t)len;
+}
+
+/* The end as the executor's channels get it: each line of the status prefixed "status ", then
+ * "ended", in one send, so that the executor records the end without reading the file. */
+static size_t ended_lines(const char *status, size_t len, char *out, size_t size)
+{
+    static const char prefix[] = "status ";
+    static const char ended[] = "ended\n";
+    size_t n = 0;
+    for (size_t at = 0; at < len;) {
+        const char *newline = memchr(status + at, '\n', len - at);
+        size_t line = (newline ? (size_t)(newline - status) : len) - at;
+        if (n + strlen(prefix) + line + 1 + strlen(ended) > size)
+            break; /* cannot happen (size is twice the status's); the file still says it all */
+        memcpy(out + n, prefix, strlen(prefix));
+        n += strlen(prefix);
+        memcpy(out + n, status + at, line);
+        n += line;
+        out[n++] = '\n';
+        at += line + 1;
+    }
+    memcpy(out + n, ended, strlen(ended));
+    return n + strlen(ended);
 }
 
 __attribute__((noreturn)) static void finish(struct keeper *k)
 {
     /* The status first: an executor that finds no socket (or no answer on it) finds the status
      * file, never neither. */
-    write_status(k);
+    char status[STATUS_BYTES];
+    char ended[2 * STATUS_BYTES];
+    size_t ended_len = ended_lines(status, write_status(k, status), ended, sizeof ended);
     unlinkat(JOB_DIR_FD, KEEPER_SOCKET, 0);
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         struct client *c = &k->clients[i];
@@ -881,7 +908,7 @@ __attribute__((noreturn)) static void finish(struct keeper *k)
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         struct client *c = &k->clients[i];
         if (c->fd >= 0)
-            tell(c, "ended\n");
+            send(c->fd, ended, ended_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     exit(0);
 }

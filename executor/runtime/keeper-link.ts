@@ -166,8 +166,12 @@ export class KeeperLink {
   readonly job: Promise<{ uid: number; initPid: number }>;
   /** A launched keeper's start report: the program runs, or why it could not. */
   readonly started: Promise<StartResult>;
-  /** Resolves when the channel has closed; `ended` when the keeper said the job had ended. */
-  readonly closed: Promise<{ ended: boolean }>;
+  /**
+   * Resolves when the channel has closed; `ended` when the keeper said the job had ended, and
+   * `status` the keeper.status text it sent with that ("status <line>" lines; null from a keeper
+   * that sends none, an older one: then the file says it).
+   */
+  readonly closed: Promise<{ ended: boolean; status: string | null }>;
   /** Called with each size notice after watch(). */
   onSize: ((bytes: number, truncated: boolean) => void) | null = null;
 
@@ -184,6 +188,7 @@ export class KeeperLink {
     this.job = new Promise((resolve) => (resolveJob = resolve));
     this.started = new Promise((resolve) => (resolveStart = resolve));
     let ended = false;
+    let status: string | null = null;
     let pending = '';
     socket.setEncoding('utf8');
     socket.on('data', (text: string) => {
@@ -210,6 +215,9 @@ export class KeeperLink {
           case 'size':
             this.onSize?.(Number(rest[0]), rest[1] === '1');
             break;
+          case 'status':
+            status = `${status ?? ''}${rest.join(' ')}\n`;
+            break;
           case 'ended':
             ended = true;
             break;
@@ -232,7 +240,7 @@ export class KeeperLink {
         });
         resolveIdentity({ pid: 0, startTime: '' });
         resolveJob({ uid: 0, initPid: 0 });
-        resolve({ ended });
+        resolve({ ended, status: ended ? status : null });
       });
     });
   }

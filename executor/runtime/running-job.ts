@@ -16,7 +16,7 @@ import type {
   KeeperSpec,
   StartResult,
 } from './keeper-link.ts';
-import { readKeeperStatus } from './keeper-status.ts';
+import { parseKeeperStatus, readKeeperStatus } from './keeper-status.ts';
 import type { KeeperStatus } from './keeper-status.ts';
 import { OutputLog } from './output-log.ts';
 
@@ -158,11 +158,11 @@ export class RunningJob {
     link: KeeperLink,
     startFailure: StartResult | null,
   ): Promise<JobRecord> {
-    await link.closed;
+    const { status } = await link.closed;
     clearTimeout(this.watchdog);
     if (this.detached) return new Promise<JobRecord>(() => undefined); // another executor's now
     this.finishing = true;
-    return this.finish(startFailure);
+    return this.finish(startFailure, status);
   }
 
   /**
@@ -208,11 +208,14 @@ export class RunningJob {
   }
 
   /**
-   * The final record, from the keeper's status file when there is one. A keeper that closed its
-   * channel without one was killed: its job died with it (the init's parent-death signal) and
+   * The final record, from the status the keeper sent as it ended (`reported`), or else its
+   * status file, when there is one. A keeper that closed its channel without one was killed: its job died with it (the init's parent-death signal) and
    * how it ended is unknown.
    */
-  private async finish(startFailure: StartResult | null): Promise<JobRecord> {
+  private async finish(
+    startFailure: StartResult | null,
+    reported: string | null = null,
+  ): Promise<JobRecord> {
     const attempt = async <T>(what: string, step: () => Promise<T>, fallback: T): Promise<T> => {
       try {
         return await step();
@@ -222,7 +225,21 @@ export class RunningJob {
       }
     };
     const [status, [usage, oomKilled]] = await Promise.all([
-      attempt('read keeper status', () => readKeeperStatus(this.jobDir), null),
+      attempt(
+        'read keeper status',
+        async () => {
+          // What the keeper sent as it ended is its file's text: no need to read the file.
+          if (reported !== null) {
+            try {
+              return parseKeeperStatus(reported);
+            } catch (error) {
+              this.logger.warn({ err: error }, 'a keeper sent a bad status; reading its file');
+            }
+          }
+          return readKeeperStatus(this.jobDir);
+        },
+        null,
+      ),
       (async () => {
         // The job's processes died with its init; make sure before the cgroup is read.
         await attempt('kill leftovers', () => this.cgroup.killAll(), undefined);

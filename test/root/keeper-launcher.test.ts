@@ -247,4 +247,42 @@ launcher('a killed executor takes its launcher with it, not its jobs', async () 
   }
 });
 
+launcher(
+  'a keeper sends its status, the same as its file, with "ended": the executor reads no file',
+  async () => {
+    const x = await startExecutorProcess();
+    const client = new ExecutorClient(x.socketPath);
+    try {
+      const job = await client.startJob(
+        { argv: ['sh', '-c', 'echo hi; sleep 0.5; exit 3'] },
+        'tester',
+      );
+      const jobDir = join(x.stateDir, 'state', 'jobs', job.id);
+      // As a restarted executor would: keeper.sock, then "watch" until the keeper is done.
+      const said = await new Promise<string>((resolve, reject) => {
+        const socket = net.createConnection(join(jobDir, 'keeper.sock'));
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('connect', () => socket.write('watch\n'));
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      const lines = said.trimEnd().split('\n');
+      assert.is(lines.at(-1), 'ended', said);
+      const status = lines
+        .filter((line) => line.startsWith('status '))
+        .map((line) => line.slice(7));
+      assert.equal(status.slice(0, 2), ['result exited 3', 'output 3 0'], said);
+      assert.match(status[2] ?? '', /^ended \d+$/);
+      assert.is(`${status.join('\n')}\n`, readFileSync(join(jobDir, 'keeper.status'), 'utf8'));
+      const record = await client.getJob(job.id);
+      assert.equal([record.state, record.exitCode, record.outputBytes], ['FAILED', 3, 3]);
+    } finally {
+      client.close();
+      await x.remove();
+    }
+  },
+);
+
 launcher.run();
