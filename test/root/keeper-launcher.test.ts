@@ -12,7 +12,12 @@ import * as assert from 'uvu/assert';
 import { ExecutorClient } from '../../api/executor-client.ts';
 import { EXECUTOR_DEFAULTS } from '../../executor/config.ts';
 import { sleep, TEST_PREFIX } from './executor-kit.ts';
-import { jobInitsOf, startExecutorProcess, trackChild } from './executor-process-kit.ts';
+import {
+  jobInitsOf,
+  startExecutorProcess,
+  trackChild,
+  untilNoJobRunning,
+} from './executor-process-kit.ts';
 import { pythonAsNobody } from './external-command-kit.ts';
 
 interface Launcher {
@@ -276,6 +281,8 @@ launcher(
       assert.equal(status.slice(0, 2), ['result exited 3', 'output 3 0'], said);
       assert.match(status[2] ?? '', /^ended \d+$/);
       assert.is(`${status.join('\n')}\n`, readFileSync(join(jobDir, 'keeper.status'), 'utf8'));
+      // The executor's own channel closed at the same moment: its record follows shortly.
+      await untilNoJobRunning(join(x.stateDir, 'state'));
       const record = await client.getJob(job.id);
       assert.equal([record.state, record.exitCode, record.outputBytes], ['FAILED', 3, 3]);
     } finally {
