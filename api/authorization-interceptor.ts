@@ -45,12 +45,16 @@ class AuthenticatedCall extends ServerInterceptingCall {
   }
 }
 
-/** The call's auth context, or why there is none (its connection went away meanwhile). */
-function readAuthContext(
+/**
+ * Who calls, from the call's auth context (read here once), or why that cannot be known: no
+ * verified certificate, or one without a usable CN, or a connection gone meanwhile.
+ */
+function identify(
   call: Parameters<ServerInterceptor>[1],
-): { auth: AuthContext; error: null } | { auth: null; error: unknown } {
+): { auth: AuthContext; identity: PeerIdentity } | { auth: null; error: unknown } {
   try {
-    return { auth: call.getAuthContext(), error: null };
+    const auth = call.getAuthContext();
+    return { auth, identity: peerIdentity(auth) };
   } catch (error) {
     return { auth: null, error };
   }
@@ -58,10 +62,8 @@ function readAuthContext(
 
 export function authorizationInterceptor(parts: InterceptorParts): ServerInterceptor {
   return (method, call) => {
-    // Read here, where a throw would escape grpc-js; a failure refuses the call below.
-    const read = readAuthContext(call);
-    const auth = read.auth;
-    let authError = read.error;
+    // Here, where a throw would escape grpc-js; a failure refuses the call below.
+    const caller = identify(call);
     const deadline = deadlineMs(call.getDeadline());
     const audit = new CallAudit(parts.audit, method.path, deadline);
     // grpc-js sends some statuses itself, straight from the call (its deadline timer, a message
@@ -74,21 +76,16 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
     let identity: PeerIdentity | null = null;
     let refused = false;
     const gone = new AbortController();
-    const intercepting: ServerInterceptingCall = new AuthenticatedCall(auth, call, {
+    const intercepting: ServerInterceptingCall = new AuthenticatedCall(caller.auth, call, {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, nextMetadata) => {
-            try {
-              identity = authError === null ? peerIdentity(auth) : null;
-            } catch (error) {
-              identity = null;
-              authError ??= error;
-            }
-            if (identity === null) {
+            if (caller.auth === null) {
               audit.received(null, null);
-              refuse(authError);
+              refuse(caller.error);
               return;
             }
+            identity = caller.identity;
             audit.received(identity.name, identity.role);
             try {
               ruleFor(identity, method.path);
