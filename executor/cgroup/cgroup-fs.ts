@@ -7,11 +7,11 @@
 // when read, never waits for a disk, and takes microseconds, while each asynchronous read costs
 // four trips through libuv's thread pool (open, fstat, read, close). A job's start and end read
 // a dozen of them; done synchronously, the executor spends about a quarter less CPU per job.
-// So are mkdir and the writes into a job's new cgroup (writeFresh): no process is in it yet, so
+// So are mkdir and the writes into a job's new cgroup (`fresh`): no process is in it yet, so
 // no write can start memory reclaim or wait for one (they can wait for the kernel's cgroup_mutex,
-// which a process migration elsewhere on the host holds for an RCU grace period: milliseconds). Other writes and rmdir stay asynchronous: a
-// limit lowered under a cgroup's usage starts reclaim, and rmdir can wait for the kernel to let
-// go of a cgroup.
+// which a process migration elsewhere on the host holds for an RCU grace period: milliseconds).
+// Other writes and rmdir stay asynchronous: a limit lowered under a cgroup's usage starts
+// reclaim, and rmdir can wait for the kernel to let go of a cgroup.
 import {
   accessSync,
   closeSync,
@@ -128,27 +128,24 @@ export class CgroupFs {
     return fsCall(`look for ${path}`, path, found, { errno: 'ENOENT', fallback: false });
   }
 
-  /** Writes value with one write(2) and without O_CREAT/O_TRUNC, as cgroup files expect. */
-  async write(path: string, value: string): Promise<void> {
+  /**
+   * Writes value with one write(2) and without O_CREAT/O_TRUNC, as cgroup files expect;
+   * synchronously when `fresh`: only into a cgroup no process is in yet (see the top).
+   */
+  async write(path: string, value: string, { fresh = false } = {}): Promise<void> {
     this.checkPath(path, 'write');
     if (value.includes('\0')) throw new Error(`cgroup: refusing NUL in value for ${path}`);
-    await fsCall(`write ${JSON.stringify(value)} to ${path}`, path, () =>
-      writeFile(path, value, { flag: constants.O_WRONLY }),
-    );
-  }
-
-  /** As write(), synchronously: only for a cgroup no process is in yet (see the top). */
-  async writeFresh(path: string, value: string): Promise<void> {
-    this.checkPath(path, 'write');
-    if (value.includes('\0')) throw new Error(`cgroup: refusing NUL in value for ${path}`);
-    await fsCall(`write ${JSON.stringify(value)} to ${path}`, path, () => {
+    const writeNow = () => {
       const fd = openSync(path, constants.O_WRONLY);
       try {
         writeSync(fd, value);
       } finally {
         closeSync(fd);
       }
-    });
+    };
+    await fsCall(`write ${JSON.stringify(value)} to ${path}`, path, () =>
+      fresh ? writeNow() : writeFile(path, value, { flag: constants.O_WRONLY }),
+    );
   }
 
   /** Creates a cgroup directory; returns false when it already existed. */

@@ -174,7 +174,7 @@ async function limitWrites(
 }
 
 /**
- * Writes in order (`fresh`: into a cgroup no process is in yet, see CgroupFs.writeFresh). A value
+ * Writes in order (`fresh`: into a cgroup no process is in yet, see CgroupFs.write). A value
  * the kernel refuses (EINVAL, ERANGE, EBUSY) is the request's fault and named by its limit;
  * anything else is an internal failure.
  */
@@ -186,8 +186,7 @@ export async function writeLimits(
 ): Promise<void> {
   for (const [file, value, limit] of writes) {
     try {
-      const path = posix.join(dir, file);
-      await (fresh ? fs.writeFresh(path, value) : fs.write(path, value));
+      await fs.write(posix.join(dir, file), value, { fresh });
     } catch (error) {
       const errno = errnoOf(error);
       if (limit === undefined || !['EINVAL', 'ERANGE', 'EBUSY'].includes(errno ?? '')) throw error;
