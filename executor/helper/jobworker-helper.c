@@ -840,8 +840,7 @@ static unsigned long long realtime_ms(void)
 /* keeper.status, written in place into the space reserved at start, then renamed: a reader sees
  * no file or the whole file. The result line comes from, in order: a start error; the job's exact
  * wait status as the init reported it; the init's own status (the init was killed, e.g. at the
- * end of a stop's grace period). */
-/* Writes keeper.status and leaves its text in `text` (STATUS_BYTES); returns its length. */
+ * end of a stop's grace period). Its text is left in `text` (STATUS_BYTES); returns its length. */
 static size_t write_status(struct keeper *k, char *text)
 {
     int len;
@@ -1268,7 +1267,8 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path)
         fail(errno, "listen on the launcher socket");
     report(CONTROL_FD, "ready\n");
 
-    struct pollfd fds[] = {{.fd = CONTROL_FD, .events = POLLIN}, {.fd = listen_fd, .events = POLLIN}};
+    struct pollfd fds[] = {{.fd = CONTROL_FD, .events = POLLIN},
+                           {.fd = listen_fd, .events = POLLIN}};
     for (;;) {
         if (poll(fds, 2, -1) < 0) {
             if (errno == EINTR)

@@ -1,7 +1,7 @@
 // The executor's side of a job's keeper (the C helper's long-lived process; its protocol is at
-// the top of executor/helper/jobworker-helper.c): launching one for a new job, finding it again
-// after an executor restart, and the control channel to it. The keeper owns the job and writes
-// its output; this side only asks (watch, stop) and listens (size, ended).
+// the top of executor/helper/jobworker-helper.c): getting one from the launcher for a new job,
+// finding it again after an executor restart, and the control channel to it. The keeper owns the
+// job and writes its output; this side only asks (watch, stop) and listens (size, status, ended).
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';

@@ -209,8 +209,8 @@ export class RunningJob {
 
   /**
    * The final record, from the status the keeper sent as it ended (`reported`), or else its
-   * status file, when there is one. A keeper that closed its channel without one was killed: its job died with it (the init's parent-death signal) and
-   * how it ended is unknown.
+   * status file, when there is one. A keeper that closed its channel without one was killed: its
+   * job died with it (the init's parent-death signal) and how it ended is unknown.
    */
   private async finish(
     startFailure: StartResult | null,
@@ -225,21 +225,7 @@ export class RunningJob {
       }
     };
     const [status, [usage, oomKilled]] = await Promise.all([
-      attempt(
-        'read keeper status',
-        async () => {
-          // What the keeper sent as it ended is its file's text: no need to read the file.
-          if (reported !== null) {
-            try {
-              return parseKeeperStatus(reported);
-            } catch (error) {
-              this.logger.warn({ err: error }, 'a keeper sent a bad status; reading its file');
-            }
-          }
-          return readKeeperStatus(this.jobDir);
-        },
-        null,
-      ),
+      attempt('read keeper status', () => this.keeperStatus(reported), null),
       (async () => {
         // The job's processes died with its init; make sure before the cgroup is read.
         await attempt('kill leftovers', () => this.cgroup.killAll(), undefined);
@@ -290,6 +276,18 @@ export class RunningJob {
       'job ended',
     );
     return record;
+  }
+
+  /** The status the keeper sent as it ended (its file's text, so no read), else its file. */
+  private async keeperStatus(reported: string | null): Promise<KeeperStatus | null> {
+    if (reported !== null) {
+      try {
+        return parseKeeperStatus(reported);
+      } catch (error) {
+        this.logger.warn({ err: error }, 'a keeper sent a bad status; reading its file');
+      }
+    }
+    return readKeeperStatus(this.jobDir);
   }
 
   private outcome(
