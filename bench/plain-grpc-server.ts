@@ -12,10 +12,11 @@ import type { ServerWritableStream, ServiceDefinition } from '@grpc/grpc-js';
 import { MutualTls13Credentials, readTlsMaterial } from '../api/tls-credentials.ts';
 import { OutputStream } from '../api/generated/jobworker/v1/jobworker.ts';
 import { encodeOutputChunk } from '../api/output-chunk-wire.ts';
+import { READ_CHUNK_BYTES } from '../executor/runtime/output-log.ts';
 
 const [caFile = '', certFile = '', keyFile = '', size = '0'] = process.argv.slice(2);
-/** The size of the messages the API makes of stored output (one executor chunk each). */
-const MESSAGE_BYTES = 512 * 1024;
+/** The size of the messages the API makes of stored output: one executor chunk each. */
+const MESSAGE_BYTES = READ_CHUNK_BYTES;
 const payload = randomFillSync(Buffer.alloc(Number(size)));
 const messages: Buffer[] = [];
 for (let at = 0; at < payload.length; at += MESSAGE_BYTES) {

@@ -1,9 +1,9 @@
 // Watcher fan-out through the real API, against a plain Node TLS 1.3 server in the same run: 100
 // watchers of one ended job's 64 MiB (aggregate delivered), and one watcher alone. Beside it, a
 // bare grpc-js server sending the same messages to the same clients (plain-grpc-server.ts): the
-// share of the gap that is gRPC's own (HTTP/2 in grpc-js, the gRPC client) rather than ours. The clients
-// are independent of this code: Debian's python3-grpcio (gRPC's C core) for the API, Python's
-// ssl (OpenSSL) for the plain server, each client on its own connection
+// share of the gap that is gRPC's own (HTTP/2 in grpc-js, the gRPC client) rather than ours. The
+// clients are independent of this code: Debian's python3-grpcio (gRPC's C core) for the API,
+// Python's ssl (OpenSSL) for the plain server, each client on its own connection
 // (bench/python/watch_clients.py). Printed as ratios to the baseline, with the targets beside
 // them; never asserted.
 //
@@ -70,7 +70,7 @@ function runClients(mode: 'grpc' | 'tls', args: string[]): Promise<Measured> {
   });
 }
 
-/** A baseline server (bench/plain-tls-server.ts or plain-grpc-server.ts), as a process of its own. */
+/** A baseline server (plain-tls-server.ts or plain-grpc-server.ts), a process of its own. */
 async function baselineServer(
   stack: Stack,
   script: string,

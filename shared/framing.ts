@@ -11,7 +11,8 @@ import { addExtension, Packr, Unpackr } from 'msgpackr/index-no-eval';
 
 /** About 1 MiB: a start request with the largest argv/env fits; output chunks are far smaller. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
-const HEADER_BYTES = 4;
+/** The u32 length in front of every frame's body. */
+export const FRAME_HEADER_BYTES = 4;
 /** How much of an unfinished frame must have come before it gets a buffer of its full size. */
 const PARTIAL_FRAME_MIN_BYTES = 64 * 1024;
 
@@ -57,9 +58,9 @@ export function encodeFrame(value: unknown, maxBytes = MAX_FRAME_BYTES): Buffer 
   if (body.length > maxBytes) {
     throw new FrameError(`frame of ${body.length} bytes exceeds the maximum of ${maxBytes}`);
   }
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
   frame.writeUInt32BE(body.length, 0);
-  body.copy(frame, HEADER_BYTES);
+  body.copy(frame, FRAME_HEADER_BYTES);
   return frame;
 }
 
@@ -103,24 +104,25 @@ export class FrameDecoder {
       rest = rest.subarray(used);
       if (this.partialFilled < frame.length) return;
       this.partial = null;
-      const body = frame.subarray(HEADER_BYTES);
+      const body = frame.subarray(FRAME_HEADER_BYTES);
       emit(this.decode(body), body);
     }
     if (rest.length === 0) return;
     this.chunks.push(rest);
     this.buffered += rest.length;
     for (;;) {
-      if (this.buffered < HEADER_BYTES) break;
+      if (this.buffered < FRAME_HEADER_BYTES) break;
       const length = this.peekLength();
       if (length > this.maxBytes) {
         this.failed = true;
         throw new FrameError(`frame length ${length} exceeds the maximum of ${this.maxBytes}`);
       }
-      if (this.buffered < HEADER_BYTES + length) {
-        if (this.buffered >= PARTIAL_FRAME_MIN_BYTES) this.gatherPartial(HEADER_BYTES + length);
+      if (this.buffered < FRAME_HEADER_BYTES + length) {
+        if (this.buffered >= PARTIAL_FRAME_MIN_BYTES)
+          this.gatherPartial(FRAME_HEADER_BYTES + length);
         break;
       }
-      const body = this.take(HEADER_BYTES + length).subarray(HEADER_BYTES);
+      const body = this.take(FRAME_HEADER_BYTES + length).subarray(FRAME_HEADER_BYTES);
       emit(this.decode(body), body);
     }
   }
@@ -171,8 +173,8 @@ export class FrameDecoder {
 
   private peekLength(): number {
     const first = this.chunks[0];
-    if (first && first.length >= HEADER_BYTES) return first.readUInt32BE(0);
-    return Buffer.concat(this.chunks, HEADER_BYTES).readUInt32BE(0);
+    if (first && first.length >= FRAME_HEADER_BYTES) return first.readUInt32BE(0);
+    return Buffer.concat(this.chunks, FRAME_HEADER_BYTES).readUInt32BE(0);
   }
 
   /** Removes and returns the first n buffered bytes, copying only when a frame spans chunks. */

@@ -4,10 +4,9 @@
 // the head and the data it read to one corked socket write. The bytes are plain msgpack, decoded
 // by the same decoder as every other frame (a unit test decodes them and compares).
 import type { OutputChunk } from './executor-protocol.ts';
-import { FrameError, MAX_FRAME_BYTES } from './framing.ts';
+import { FRAME_HEADER_BYTES, FrameError, MAX_FRAME_BYTES } from './framing.ts';
 
-const FRAME_HEADER_BYTES = 4;
-/** Room enough for any head: the frame header, the keys, a u32 id, a float64 offset, a bin32 header. */
+/** Room for any head: the frame header, the keys, a u32 id, a float64 offset, a bin32 header. */
 const MAX_HEAD_BYTES = 64;
 
 function writeString(target: Buffer, at: number, text: string): number {
