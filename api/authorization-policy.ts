@@ -52,8 +52,13 @@ export function ruleFor(identity: PeerIdentity, method: string): MethodRule {
   return rule;
 }
 
+/** Admins and viewers may see every job: naming one needs no look at its owner. */
+export function seesEveryJob(identity: PeerIdentity): boolean {
+  return identity.role === 'admin' || identity.role === 'viewer';
+}
+
 export function maySeeJob(identity: PeerIdentity, owner: string): boolean {
-  return identity.role === 'admin' || identity.role === 'viewer' || owner === identity.name;
+  return seesEveryJob(identity) || owner === identity.name;
 }
 
 /** The owner filter a listing runs with: users see only their own jobs. */

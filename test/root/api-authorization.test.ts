@@ -61,6 +61,11 @@ authz('the role × method × ownership matrix', async ({ as }) => {
     ['alice', "get bob's", () => get(as.alice, bobsJob.id), NOT_FOUND],
     ['alice', 'get missing', () => get(as.alice, missing), NOT_FOUND],
     ['vera', "get bob's", () => get(as.vera, bobsJob.id), OK],
+    // Admins' and viewers' calls go to the executor without an owner lookup: still not-found.
+    ['ada', 'get missing', () => get(as.ada, missing), NOT_FOUND],
+    ['vera', 'watch missing', () => watch(as.vera, missing), NOT_FOUND],
+    ['ada', 'watch missing', () => watch(as.ada, missing), NOT_FOUND],
+    ['ada', 'stop missing', () => stop(as.ada, missing), NOT_FOUND],
     ['nora', "get bob's", () => get(as.nora, bobsJob.id), PERMISSION_DENIED],
     ['alice', "watch bob's", () => watch(as.alice, bobsJob.id), NOT_FOUND],
     ['nora', "watch bob's", () => watch(as.nora, bobsJob.id), PERMISSION_DENIED],

@@ -2,7 +2,13 @@
 // conversion, configuration.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { listingOwner, maySeeJob, METHOD_RULES, ruleFor } from '../../api/authorization-policy.ts';
+import {
+  listingOwner,
+  maySeeJob,
+  METHOD_RULES,
+  ruleFor,
+  seesEveryJob,
+} from '../../api/authorization-policy.ts';
 import { API_DEFAULTS, loadApiConfig, parseApiConfig } from '../../api/config.ts';
 import { HealthService } from '../../api/generated/grpc/health/v1/health.ts';
 import {
@@ -102,6 +108,10 @@ rules('ownership: users see their own jobs only; listings are scoped', () => {
   assert.not.ok(maySeeJob(as('alice', 'user'), 'bob'));
   assert.ok(maySeeJob(as('vera', 'viewer'), 'bob'));
   assert.ok(maySeeJob(as('ada', 'admin'), 'bob'));
+  // Only a user's calls need the job's owner looked up before they are passed on.
+  assert.ok(seesEveryJob(as('ada', 'admin')));
+  assert.ok(seesEveryJob(as('vera', 'viewer')));
+  assert.not.ok(seesEveryJob(as('alice', 'user')));
   assert.is(listingOwner(as('alice', 'user'), ''), 'alice');
   assert.is(listingOwner(as('alice', 'user'), 'alice'), 'alice');
   assert.throws(
