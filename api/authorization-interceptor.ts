@@ -7,7 +7,7 @@ import type { ServerInterceptor } from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import type { Logger } from 'pino';
 import { JOB_ID } from '../shared/executor-protocol.ts';
-import { JobError } from '../shared/errors.ts';
+import { GONE, JobError } from '../shared/errors.ts';
 import { invalid } from '../shared/schema.ts';
 import type { ExecutorClient } from './executor-client.ts';
 import { CallAudit } from './call-audit.ts';
@@ -96,7 +96,7 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
             nextMetadata(metadata);
           },
           onCancel: () => {
-            gone.abort();
+            gone.abort(GONE);
             audit.clientGone();
           },
           onReceiveMessage: (message: Record<string, unknown>, nextMessage) => {

@@ -3,6 +3,7 @@
 import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js';
 import type { Deadline } from '@grpc/grpc-js';
 import type { CallBounds } from './executor-client.ts';
+import { GONE } from '../shared/errors.ts';
 import { peerIdentity } from './peer-identity.ts';
 
 /** grpc-js's deadline as epoch ms (Infinity when the client set none). */
@@ -13,8 +14,8 @@ export function deadlineMs(deadline: Deadline): number {
 /** For a handler's call: aborted on the call's 'cancelled' event. */
 export function callBounds(call: ServerSurfaceCall): CallBounds {
   const gone = new AbortController();
-  if (call.cancelled) gone.abort();
-  else call.once('cancelled', () => gone.abort());
+  if (call.cancelled) gone.abort(GONE);
+  else call.once('cancelled', () => gone.abort(GONE));
   return {
     identity: peerIdentity(call.getAuthContext()).name,
     deadline: deadlineMs(call.getDeadline()),

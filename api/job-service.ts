@@ -8,7 +8,7 @@ import type {
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { JobError } from '../shared/errors.ts';
+import { GONE, JobError } from '../shared/errors.ts';
 import { auditOf } from './call-audit.ts';
 import { callBounds } from './call-bounds.ts';
 import type { ExecutorClient } from './executor-client.ts';
@@ -112,10 +112,10 @@ export function jobService(parts: JobServiceParts): JobService {
     }
     // A watcher that goes away releases its place in the fan-out at once.
     const gone = new AbortController();
-    call.on('cancelled', () => gone.abort());
+    call.on('cancelled', () => gone.abort(GONE));
     const end = () => {
       if (gone.signal.aborted) return;
-      gone.abort();
+      gone.abort(GONE);
       call.emit(
         'error',
         statusFor(

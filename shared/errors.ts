@@ -41,6 +41,13 @@ export class JobError extends Error {
   }
 }
 
+/**
+ * What every "the other end went away" signal aborts with, made once: abort() without a reason
+ * builds a DOMException, stack and all, each time, and every call's signals are aborted when its
+ * stream closes, however it ended.
+ */
+export const GONE = new JobError('cancelled', 'the other end went away');
+
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
 }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { MAX_REQUEST_ID } from '../../shared/executor-protocol.ts';
 import type { ExecutorOp, OutputChunk, Reply, WireError } from '../../shared/executor-protocol.ts';
 import { drainedOrAborted } from '../../shared/back-pressure.ts';
-import { JobError } from '../../shared/errors.ts';
+import { GONE, JobError } from '../../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
 import { outputChunkFrameHead } from '../../shared/output-chunk-frame.ts';
 import { integer, object, oneOf } from '../../shared/schema.ts';
@@ -66,7 +66,7 @@ export class Connection {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('close', () => {
       this.stopPartialFrameTimer();
-      this.closed.abort();
+      this.closed.abort(GONE);
     });
     socket.on('error', (error) => this.logger.debug({ err: error }, 'connection error'));
   }
