@@ -11,10 +11,10 @@ import { GONE, JobError } from '../shared/errors.ts';
 import { invalid } from '../shared/schema.ts';
 import type { ExecutorClient } from './executor-client.ts';
 import { CallAudit } from './call-audit.ts';
+import { identify } from './caller-identity.ts';
 import { deadlineMs } from './call-bounds.ts';
 import { statusFor } from './grpc-status.ts';
 import { listingOwner, maySeeJob, ruleFor, seesEveryJob } from './authorization-policy.ts';
-import { peerIdentity } from './peer-identity.ts';
 import type { PeerIdentity } from './peer-identity.ts';
 import { RefusedRequest } from './service-definitions.ts';
 
@@ -25,9 +25,8 @@ export interface InterceptorParts {
 }
 
 /**
- * The call as handlers see it, its auth context read once: Node parses the peer's certificate
- * into a new object at every ask, and the interceptor, the call's bounds and the watcher limit
- * would each ask (a tenth of the API's CPU on a short job's calls).
+ * The call as handlers see it, its auth context the one read at interception (caller-identity.ts):
+ * the call's bounds and the watcher limit ask for it too.
  */
 class AuthenticatedCall extends ServerInterceptingCall {
   readonly #auth: AuthContext | null;
@@ -42,21 +41,6 @@ class AuthenticatedCall extends ServerInterceptingCall {
 
   override getAuthContext(): AuthContext {
     return this.#auth ?? super.getAuthContext();
-  }
-}
-
-/**
- * Who calls, from the call's auth context (read here once), or why that cannot be known: no
- * verified certificate, or one without a usable CN, or a connection gone meanwhile.
- */
-function identify(
-  call: Parameters<ServerInterceptor>[1],
-): { auth: AuthContext; identity: PeerIdentity } | { auth: null; error: unknown } {
-  try {
-    const auth = call.getAuthContext();
-    return { auth, identity: peerIdentity(auth) };
-  } catch (error) {
-    return { auth: null, error };
   }
 }
 

@@ -1,5 +1,4 @@
 // What jobctl checks about its certificates before it connects, and the TLS settings it uses.
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,13 +8,9 @@ import { CliError } from '../../api/jobctl/cli-errors.ts';
 import { prepareClientTls } from '../../api/jobctl/client-tls.ts';
 import { resolveConnection } from '../../api/jobctl/connection.ts';
 import type { ConnectionFlags } from '../../api/jobctl/connection.ts';
+import { pki } from './pki-kit.ts';
 
 const tls = suite<{ dir: string }>('jobctl client TLS');
-
-const pki = (dir: string, ...args: string[]) =>
-  execFileSync('bash', ['scripts/pki.sh', ...args.slice(0, 1), dir, ...args.slice(1)], {
-    stdio: 'ignore',
-  });
 
 tls.before(async (context) => {
   context.dir = await mkdtemp(join(tmpdir(), 'jobworker-unit-jobctl-tls-'));
