@@ -49,18 +49,34 @@ export interface LogState {
   finished: boolean;
 }
 
+interface LogFiles {
+  data: FileHandle;
+  index: FileHandle;
+}
+
+async function openFiles(dir: string): Promise<LogFiles> {
+  const data = await open(join(dir, OUTPUT_DATA_FILE), 'r');
+  const index = await open(join(dir, OUTPUT_INDEX_FILE), 'r').catch(async (error: unknown) => {
+    await data.close();
+    throw error;
+  });
+  return { data, index };
+}
+
 export class OutputLog {
-  private readonly data: FileHandle;
-  private readonly index: FileHandle;
+  private readonly dir: string;
+  /** Null until a reader comes to a followed log. */
+  private files: Promise<LogFiles> | null;
   private committed: number;
   private truncatedFlag: boolean;
   private finished: boolean;
   private readonly waiters = new Set<() => void>();
   private readers = 0;
+  private closed = false;
 
-  private constructor(data: FileHandle, index: FileHandle, state: LogState) {
-    this.data = data;
-    this.index = index;
+  private constructor(dir: string, files: Promise<LogFiles> | null, state: LogState) {
+    this.dir = dir;
+    this.files = files;
     this.committed = state.size;
     this.truncatedFlag = state.truncated;
     this.finished = state.finished;
@@ -71,13 +87,18 @@ export class OutputLog {
     dir: string,
     state: Omit<LogState, 'size'> & { size?: number },
   ): Promise<OutputLog> {
-    const data = await open(join(dir, OUTPUT_DATA_FILE), 'r');
-    const index = await open(join(dir, OUTPUT_INDEX_FILE), 'r').catch(async (error: unknown) => {
-      await data.close();
-      throw error;
-    });
-    const size = state.size ?? (await data.stat()).size;
-    return new OutputLog(data, index, { ...state, size });
+    const files = await openFiles(dir);
+    const size = state.size ?? (await files.data.stat()).size;
+    return new OutputLog(dir, Promise.resolve(files), { ...state, size });
+  }
+
+  /**
+   * A running job's log, empty so far, whose files (the keeper has made them) are opened when
+   * the first reader comes: a start does not wait for two opens, and a job nobody watches while
+   * it runs never opens them.
+   */
+  static follow(dir: string): OutputLog {
+    return new OutputLog(dir, null, { size: 0, truncated: false, finished: false });
   }
 
   get size(): number {
@@ -113,8 +134,17 @@ export class OutputLog {
 
   async close(): Promise<void> {
     this.finished = true;
+    this.closed = true;
     this.wake();
-    await Promise.allSettled([this.data.close(), this.index.close()]);
+    const files = await this.files?.catch(() => null);
+    if (files) await Promise.allSettled([files.data.close(), files.index.close()]);
+  }
+
+  private opened(): Promise<LogFiles> {
+    // Once closed, no reader may open files that nothing would close.
+    if (this.closed && this.files === null) throw new Error('the output log is closed');
+    this.files ??= openFiles(this.dir);
+    return this.files;
   }
 
   private wake(): void {
@@ -136,9 +166,13 @@ export class OutputLog {
   }
 
   /** Up to INDEX_WINDOW_ENTRIES entries from `first`; fewer at the end of the index. */
-  private async readIndex(first: number, count = INDEX_WINDOW_ENTRIES): Promise<Run[]> {
+  private async readIndex(
+    index: FileHandle,
+    first: number,
+    count = INDEX_WINDOW_ENTRIES,
+  ): Promise<Run[]> {
     const bytes = Buffer.allocUnsafe(count * INDEX_ENTRY_BYTES);
-    const { bytesRead } = await this.index.read(bytes, 0, bytes.length, first * INDEX_ENTRY_BYTES);
+    const { bytesRead } = await index.read(bytes, 0, bytes.length, first * INDEX_ENTRY_BYTES);
     const runs: Run[] = [];
     for (let at = 0; at + INDEX_ENTRY_BYTES <= bytesRead; at += INDEX_ENTRY_BYTES)
       runs.push(decodeEntry(bytes, at));
@@ -146,13 +180,13 @@ export class OutputLog {
   }
 
   /** The index entry of the run holding `offset`: the last entry starting at or before it. */
-  private async findRun(offset: number): Promise<number> {
-    const entries = Math.floor((await this.index.stat()).size / INDEX_ENTRY_BYTES);
+  private async findRun(index: FileHandle, offset: number): Promise<number> {
+    const entries = Math.floor((await index.stat()).size / INDEX_ENTRY_BYTES);
     let low = 0;
     let high = entries - 1;
     while (low < high) {
       const middle = Math.ceil((low + high) / 2);
-      const [run] = await this.readIndex(middle, 1);
+      const [run] = await this.readIndex(index, middle, 1);
       if (run !== undefined && run.start <= offset) low = middle;
       else high = middle - 1;
     }
@@ -173,6 +207,7 @@ export class OutputLog {
     }
     this.readers += 1;
     try {
+      let files: LogFiles | null = null;
       let offset = fromOffset;
       /** A window of the index: runs[i] is entry windowStart + i. */
       let windowStart = -1;
@@ -186,13 +221,16 @@ export class OutputLog {
           await this.waitForMore(offset, signal);
           continue;
         }
+        // Opened for the first byte there is to read: a reader of an empty log opens nothing.
+        files ??= await this.opened();
+        const { data: dataFile, index } = files;
         if (windowStart < 0) {
-          windowStart = await this.findRun(offset);
-          runs = await this.readIndex(windowStart);
+          windowStart = await this.findRun(index, offset);
+          runs = await this.readIndex(index, windowStart);
           at = 0;
         }
         const data = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, available - offset));
-        const { bytesRead } = await this.data.read(data, 0, data.length, offset);
+        const { bytesRead } = await dataFile.read(data, 0, data.length, offset);
         if (bytesRead === 0)
           throw new Error(`output file is shorter than its committed size at ${offset}`);
         let used = 0;
@@ -201,7 +239,7 @@ export class OutputLog {
           // window was read, and the window may end: look again before trusting "no next run".
           if (at + 1 >= runs.length) {
             windowStart += at;
-            runs = await this.readIndex(windowStart);
+            runs = await this.readIndex(index, windowStart);
             at = 0;
           }
           const run = runs[at];

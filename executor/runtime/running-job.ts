@@ -117,7 +117,7 @@ export class RunningJob {
         ),
     ]);
     clearTimeout(startTimer);
-    if (result.started) await job.follow(launched.link);
+    if (result.started) job.follow(launched.link, OutputLog.follow(job.jobDir));
     job.settle(job.whenKeeperDone(launched.link, result.started ? null : result));
     return { job, result };
   }
@@ -131,7 +131,8 @@ export class RunningJob {
     const job = new RunningJob(parts);
     job.link = link;
     job.identity = identity;
-    await job.follow(link);
+    // What the keeper stored before this executor came is committed at once: the file's size.
+    job.follow(link, await OutputLog.open(job.jobDir, { truncated: false, finished: false }));
     job.settle(job.whenKeeperDone(link, null));
     return job;
   }
@@ -147,9 +148,9 @@ export class RunningJob {
     return record;
   }
 
-  /** Opens the log the keeper writes and keeps its committed size up to date. */
-  private async follow(link: KeeperLink): Promise<void> {
-    this.outputLog = await OutputLog.open(this.jobDir, { truncated: false, finished: false });
+  /** Follows the log the keeper writes: keeps its committed size up to date. */
+  private follow(link: KeeperLink, log: OutputLog): void {
+    this.outputLog = log;
     link.onSize = (bytes, truncated) => this.outputLog?.grow(bytes, truncated);
     link.watch();
   }

@@ -3,7 +3,7 @@
 // way (each run's index entry before its bytes, then a size notice), so every resume offset, live
 // and ended, is checked against files laid out exactly as the keeper lays them out. What only the
 // keeper decides (the cap, a full disk) is tested with the real keeper in test/root.
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -125,6 +125,35 @@ log('every resume offset yields exactly the rest, live and ended', async ({ dir 
   }
   await ended.close();
   await live.close();
+});
+
+log('a followed log opens its files only for a reader, and closes them', async ({ dir }) => {
+  const openFiles = async () => (await readdir('/proc/self/fd')).length;
+  const before = await openFiles();
+  // A running job's log: nothing is opened until someone reads (the keeper made the files).
+  const output = OutputLog.follow(dir);
+  assert.is(await openFiles(), before);
+  const reading = collect(output);
+  await writeAll(dir, output);
+  output.finish(13, false);
+  assert.is((await reading).map(([, text]) => text).join(''), 'aaaabbCCCdEFF');
+  await output.close();
+  assert.is(await openFiles(), before);
+  // Closed, it opens nothing more: a late reader fails instead of leaking two descriptors.
+  const late = OutputLog.follow(dir);
+  late.grow(13, false);
+  await late.close();
+  try {
+    await collect(late);
+    assert.unreachable('a closed log was read');
+  } catch (error) {
+    assert.match((error as Error).message, /closed/);
+  }
+  // An empty one ends at once, files or not.
+  const empty = OutputLog.follow(join(dir, 'nowhere'));
+  empty.finish(0, false);
+  assert.equal(await collect(empty), []);
+  assert.is(await openFiles(), before);
 });
 
 log('a live reader follows size notices, across stream switches, until finish', async ({ dir }) => {
