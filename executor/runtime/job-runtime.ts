@@ -355,18 +355,16 @@ export class JobRuntime {
         outputBytes: 0,
         outputTruncated: false,
       };
-      // The job's directory (once the state filesystem has room, then its record in it) and its
-      // cgroups do not depend on each other: make them at once. The record is saved before the
-      // keeper has the job: a restart always finds a record for a running one.
+      // The job's directory (then its record in it) and its cgroups do not depend on each other:
+      // make them at once. The files come first: their trips to the thread pool are under way
+      // while the cgroups are made, which does not yield. The record is saved before the keeper
+      // has the job: a restart always finds a record for a running one.
+      created = true;
       const [files, cgroups] = await Promise.allSettled([
-        this.checkStateSpace()
-          .then(() =>
-            this.prepareJobFiles(id, jobUid, storageKind, limits).finally(() => (created = true)),
-          )
-          .then(async (storage) => {
-            await this.store.save(record);
-            return storage;
-          }),
+        this.prepareJobFiles(id, jobUid, storageKind, limits).then(async (storage) => {
+          await this.store.save(record);
+          return storage;
+        }),
         this.ioDevicesFor(limits, storageKind).then((devices) =>
           this.cgroups.create(id, limits, devices),
         ),
@@ -455,16 +453,11 @@ export class JobRuntime {
     }
   }
 
-  /** Refuses a start while the state filesystem has no room for the job's record and status. */
-  private async checkStateSpace(): Promise<void> {
-    const fs = await statfs(this.config.stateDir);
-    if (fs.bavail * fs.bsize < MIN_FREE_STATE_BYTES || (fs.files > 0 && fs.ffree < 16))
-      throw new JobError('resource-exhausted', STATE_FULL);
-  }
-
   /**
    * The job's state directory, and what its /job needs from the executor: its caps and, on disk,
    * a new image in that directory. In memory, the job's init mounts a tmpfs: nothing to make.
+   * Refuses the start while the state filesystem has no room for the job's record and status
+   * (and its image).
    */
   private async prepareJobFiles(
     id: string,
@@ -476,9 +469,17 @@ export class JobRuntime {
     // effectiveLimits always sets it; a job without a cap on /job must never start.
     if (bytes === undefined) throw new Error('storage: no size cap');
     const inodes = storageInodes(bytes);
-    if (kind === 'memory') {
-      await this.store.createJobDir(id);
-      return { kind, bytes, inodes, image: null };
+    // The directory is made while the free space is read: an empty directory needs no room worth
+    // checking first, and one trip to the thread pool is not waited for after the other.
+    const [fs] = await Promise.all([statfs(this.config.stateDir), this.store.createJobDir(id)]);
+    if (fs.bavail * fs.bsize < MIN_FREE_STATE_BYTES || (fs.files > 0 && fs.ffree < 16))
+      throw new JobError('resource-exhausted', STATE_FULL);
+    if (kind === 'memory') return { kind, bytes, inodes, image: null };
+    if (fs.bavail * fs.bsize < bytes + MIN_FREE_STATE_BYTES) {
+      throw new JobError(
+        'resource-exhausted',
+        `the executor's state filesystem has no room for ${bytes} bytes of disk storage now`,
+      );
     }
     // Looked up once; a failure is tried again at the next request (e2fsprogs installed since).
     this.imageMaker ??= findImageMaker().catch((error: unknown) => {
@@ -486,14 +487,6 @@ export class JobRuntime {
       throw error;
     });
     const mke2fs = await this.imageMaker;
-    const fs = await statfs(this.config.stateDir);
-    if (fs.bavail * fs.bsize < bytes + MIN_FREE_STATE_BYTES) {
-      throw new JobError(
-        'resource-exhausted',
-        `the executor's state filesystem has no room for ${bytes} bytes of disk storage now`,
-      );
-    }
-    await this.store.createJobDir(id);
     const image = this.store.storageImage(id);
     await makeStorageImage(mke2fs, image, { bytes, inodes, uid });
     return { kind, bytes, inodes, image };
