@@ -32,6 +32,9 @@
  *   output.bin     stdout and stderr bytes in order of arrival (clients' offsets are into this)
  *   output.idx     8-byte big-endian entries (run start offset << 1 | 0 stdout, 1 stderr),
  *                  each written before its run's bytes: no byte is ever on disk without its tag
+ *   record.json    the job's record, as the executor gave it (then the executor's to rewrite)
+ *   keeper.id      "<pid> <start time>\n": the keeper, named so that a restarted executor can
+ *                  check the process answering on keeper.sock, or kill one that does not answer
  *   keeper.sock    where a restarted executor finds the keeper again
  *   keeper.status  written once, atomically, when the job has ended (see write_status)
  *
@@ -41,8 +44,9 @@
  *   keeper → executor  "keeper <pid> <start time>"       (start time: /proc/<pid>/stat field 22)
  *   executor → keeper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs (keys:
  *                      job-dir uid gid hostname storage storage-bytes storage-inodes storage-image
- *                      cwd tmp-size output-max timeout-ms timeout-grace-ms nofile cgroup2 cgroup*
- *                      mask* arg* env*; the storage keys under "The job's own filesystem")
+ *                      cwd tmp-size output-max timeout-ms timeout-grace-ms nofile record cgroup2
+ *                      cgroup* mask* arg* env*; the storage keys under "The job's own
+ *                      filesystem")
  *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
  * Then fd 3, and every connection to keeper.sock, is a control channel of text lines:
  *   keeper → executor  on a keeper.sock connection first: "keeper <pid> <start time>",
@@ -97,7 +101,9 @@
 
 #define CONTROL_FD 3
 #define JOB_DIR_FD 4
-#define MAX_SPEC_BYTES (1u << 20)
+/* Room for the largest argv and environment twice over: once as strings, once in the record,
+ * where JSON may spell a byte in six. */
+#define MAX_SPEC_BYTES (4u << 20)
 #define OUTPUT_PIPE_BYTES (1 << 20)
 /* Where the job's writable directory appears, and its default working directory. */
 #define JOB_DIR "/job"
@@ -111,6 +117,10 @@
 #define KEEPER_SOCKET "keeper.sock"
 #define STATUS_FILE "keeper.status"
 #define STATUS_TEMP_FILE "keeper.status.tmp"
+#define RECORD_FILE "record.json"
+#define RECORD_TEMP_FILE "record.json.tmp"
+#define KEEPER_ID_FILE "keeper.id"
+#define KEEPER_ID_TEMP_FILE "keeper.id.tmp"
 /* Room reserved for the status file when the job starts, so recording its end never needs
  * space a full disk no longer has. */
 #define STATUS_BYTES 512
@@ -148,6 +158,7 @@ struct spec {
     size_t argc;
     char **envp;
     size_t envc;
+    const char *record; /* the job's record (the executor's JSON), written before the job runs */
 };
 
 /* Start-time failures go to the executor as "start-error <errno> <stage>": from the keeper
@@ -348,6 +359,8 @@ static void read_spec(struct spec *s)
             s->argv[s->argc++] = value;
         else if (strcmp(key, "env") == 0)
             s->envp[s->envc++] = value;
+        else if (strcmp(key, "record") == 0)
+            s->record = value;
         else
             fail(EINVAL, "spec key %s unknown", key);
     }
@@ -355,6 +368,8 @@ static void read_spec(struct spec *s)
     /* The executor validated all of this; a job must still never run as root here. */
     if (!s->job_dir || !is_absolute_clean_path(s->job_dir))
         fail(EINVAL, "spec job-dir");
+    if (!s->record || !s->record[0])
+        fail(EINVAL, "spec record");
     if (s->uid == 0 || s->gid == 0)
         fail(EPERM, "spec uid/gid");
     if (s->argc == 0)
@@ -445,6 +460,25 @@ static int create_job_file(const char *name)
     if (fd < 0)
         fail(errno, "create %s", name);
     return fd;
+}
+
+/* A whole file or none: written under a temporary name, then renamed over `name`. */
+static void write_job_file(const char *name, const char *temporary, const char *text, size_t len)
+{
+    int fd = openat(JOB_DIR_FD, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        fail(errno, "create %s", temporary);
+    for (size_t done = 0; done < len;) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            fail(n < 0 ? errno : ENOSPC, "write %s", temporary);
+        done += (size_t)n;
+    }
+    close(fd);
+    if (renameat(JOB_DIR_FD, temporary, JOB_DIR_FD, name) < 0)
+        fail(errno, "rename %s", temporary);
 }
 
 /* The status file's space, taken now: a full disk later cannot stop the job's end being
@@ -1116,6 +1150,12 @@ __attribute__((noreturn)) static void run_keeper(void)
     read_spec(&spec);
     k.spec = &spec;
     enter_job_dir(spec.job_dir);
+    /* The job's record and the keeper's identity, before anything of the job exists: an
+     * executor that restarts from here on finds both, and can tell or kill this keeper. */
+    write_job_file(RECORD_FILE, RECORD_TEMP_FILE, spec.record, strlen(spec.record));
+    char identity[64];
+    int identity_len = snprintf(identity, sizeof identity, "%d %llu\n", k.pid, k.start_time);
+    write_job_file(KEEPER_ID_FILE, KEEPER_ID_TEMP_FILE, identity, (size_t)identity_len);
 
     /* Signals stay blocked from here on: the keeper takes them from a signalfd in its loop, the
      * init with sigwaitinfo; nothing can arrive between a check and a wait. */

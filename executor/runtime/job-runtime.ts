@@ -355,16 +355,13 @@ export class JobRuntime {
         outputBytes: 0,
         outputTruncated: false,
       };
-      // The job's directory (then its record in it) and its cgroups do not depend on each other:
-      // make them at once. The files come first: their trips to the thread pool are under way
-      // while the cgroups are made, which does not yield. The record is saved before the keeper
-      // has the job: a restart always finds a record for a running one.
+      // The job's directory and its cgroups do not depend on each other: make them at once. The
+      // directory comes first: its trips to the thread pool are under way while the cgroups are
+      // made, which does not yield. The keeper saves the record in it before anything of the job
+      // exists: a restart always finds a record for a running job.
       created = true;
       const [files, cgroups] = await Promise.allSettled([
-        this.prepareJobFiles(id, jobUid, storageKind, limits).then(async (storage) => {
-          await this.store.save(record);
-          return storage;
-        }),
+        this.prepareJobFiles(id, jobUid, storageKind, limits),
         this.ioDevicesFor(limits, storageKind).then((devices) =>
           this.cgroups.create(id, limits, devices),
         ),
@@ -400,6 +397,7 @@ export class JobRuntime {
           maskPaths: this.maskPaths,
           argv: spec.argv,
           env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
+          record: JSON.stringify(record),
         },
       );
       cgroup = null; // owned by the running job from here on

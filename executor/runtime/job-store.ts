@@ -1,6 +1,8 @@
 // Job records on disk, one directory per job under <stateDir>/jobs:
-//   <id>/record.json     the JobRecord, replaced atomically (write + rename) on every change
-//   <id>/keeper.id       "<pid> <start time>" of the job's keeper, to find it again after a restart
+//   <id>/record.json     the JobRecord, replaced atomically (write + rename) on every change; a
+//                        started job's first one is written by its keeper, from the spec
+//   <id>/keeper.id       "<pid> <start time>" of the job's keeper, to find it again after a
+//                        restart; written by the keeper
 //   <id>/keeper.*, output.*   written by the keeper (executor/helper/jobworker-helper.c)
 //   <id>/storage.img     a disk-backed /job's ext4 image, until the job's init attaches it to a
 //                        loop device and unlinks it (executor/runtime/storage-image.ts)
@@ -120,14 +122,6 @@ export class JobStore {
   close(): void {
     clearInterval(this.retryTimer);
     this.retryTimer = undefined;
-  }
-
-  async saveKeeperIdentity(id: string, identity: KeeperIdentity): Promise<void> {
-    await writeFile(
-      join(this.jobDir(id), KEEPER_ID_FILE),
-      `${identity.pid} ${identity.startTime}\n`,
-      { mode: 0o600 },
-    );
   }
 
   async loadKeeperIdentity(id: string): Promise<KeeperIdentity | null> {

@@ -36,6 +36,11 @@ export interface KeeperSpec {
   maskPaths: readonly string[];
   argv: readonly string[];
   env: readonly string[];
+  /**
+   * The job's record (record.json's text): the keeper writes it, and keeper.id, before anything
+   * of the job exists, with no trips to this process's thread pool on the start's way.
+   */
+  record: string;
 }
 
 export interface KeeperStorage {
@@ -119,6 +124,7 @@ function encodeSpec(jobDir: string, spec: KeeperSpec): Buffer {
     ['timeout-ms', String(spec.timeoutMs ?? 0)],
     ['timeout-grace-ms', String(spec.timeoutGraceMs)],
     ['nofile', String(spec.openFiles)],
+    ['record', spec.record],
     ...spec.cgroupDirs.map((dir): [string, string] => ['cgroup', dir]),
     ...(spec.cgroup2Dir === undefined ? [] : [['cgroup2', spec.cgroup2Dir] as [string, string]]),
     ...spec.maskPaths.map((path): [string, string] => ['mask', path]),

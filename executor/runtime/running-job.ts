@@ -75,9 +75,9 @@ export class RunningJob {
   }
 
   /**
-   * Gives a new job to its keeper (asked for with connectKeeper). Resolves when the program was
-   * exec'd or failed to be; the keeper's identity is saved so that a restarted executor can find
-   * it again.
+   * Gives a new job to its keeper (asked for with connectKeeper), which saves the job's record
+   * and its own identity (keeper.id) before anything else, so that a restarted executor can find
+   * it again. Resolves when the program was exec'd or failed to be.
    */
   static async launch(
     parts: RunningJobParts,
@@ -105,17 +105,7 @@ export class RunningJob {
       job.logger.error('job setup did not finish in time; killing its keeper');
       void killKeeper(launched.identity);
     }, START_TIMEOUT_MS);
-    const [result] = await Promise.all([
-      launched.link.started,
-      parts.store
-        .saveKeeperIdentity(parts.record.id, launched.identity)
-        .catch((error: unknown) =>
-          job.logger.error(
-            { err: error },
-            'cannot save the keeper identity; a restart will not find it',
-          ),
-        ),
-    ]);
+    const result = await launched.link.started;
     clearTimeout(startTimer);
     if (result.started) job.follow(launched.link, OutputLog.follow(job.jobDir));
     job.settle(job.whenKeeperDone(launched.link, result.started ? null : result));

@@ -3,7 +3,7 @@
 // would let them in, and ends when the executor's end of its link closes.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -91,6 +91,62 @@ launcher('says ready, and forks a keeper for each root connection', async () => 
     await stopLauncher(l);
   }
 });
+
+/** A keeper's spec as the executor frames it: u32 length, then "key\0value\0" pairs. */
+function specFrame(pairs: [string, string][]): Buffer {
+  const body = Buffer.from(pairs.map(([key, value]) => `${key}\0${value}\0`).join(''));
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(body.length);
+  return Buffer.concat([header, body]);
+}
+
+launcher(
+  "a keeper saves the job's record and its own identity before anything of the job exists",
+  async () => {
+    const l = await startLauncher();
+    const jobDir = join(l.dir, 'job');
+    mkdirSync(jobDir, { mode: 0o700 });
+    // JSON as the executor writes it; the keeper stores the text as given.
+    const record = JSON.stringify({ id: 'probe', argv: ['/no/such/program'], note: 'é\u0001' });
+    const socket = net.createConnection(l.socketPath);
+    let said = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => (said += text));
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    try {
+      while (!said.includes('\n')) await sleep(5);
+      const [, pid, startTime] = /^keeper (\d+) (\d+)\n/.exec(said) ?? [];
+      assert.ok(pid && startTime, said);
+      socket.write(
+        specFrame([
+          ['job-dir', jobDir],
+          ['uid', '199998'],
+          ['gid', '199998'],
+          ['hostname', 'probe'],
+          ['storage', 'memory'],
+          ['storage-bytes', String(1 << 20)],
+          ['storage-inodes', '256'],
+          ['cwd', '/job'],
+          ['tmp-size', String(1 << 20)],
+          ['output-max', String(1 << 20)],
+          ['timeout-ms', '0'],
+          ['timeout-grace-ms', '1000'],
+          ['nofile', '1024'],
+          ['record', record],
+          ['arg', '/no/such/program'],
+        ]),
+      );
+      await closed;
+      assert.match(said, /\nstart-error 2 exec\n/, 'the program could not be run');
+      assert.is(readFileSync(join(jobDir, 'record.json'), 'utf8'), record);
+      assert.is(readFileSync(join(jobDir, 'keeper.id'), 'utf8'), `${pid} ${startTime}\n`);
+      assert.not.ok(existsSync(join(jobDir, 'record.json.tmp')), 'no temporary file is left');
+    } finally {
+      socket.destroy();
+      await stopLauncher(l);
+    }
+  },
+);
 
 launcher(
   'a connection from another uid is closed unanswered, even where the directory lets it in',
