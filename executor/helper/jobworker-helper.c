@@ -21,9 +21,10 @@
  *      │    executor that started it on fd 3 and any later one on keeper.sock.
  *      └─ init  (PID 1 of new PID, mount, network, UTS and IPC namespaces, cloned into the
  *           │   job's v2 cgroup) moves itself into the job's v1 cgroups, builds the job's
- *           │   filesystem view, sets the hostname, brings up loopback, forks the job, forwards
- *           │   signals to its process group, reaps every orphan, exits with the job's status
- *           │   (the kernel then kills whatever is left in the namespace). Dies with the keeper.
+ *           │   filesystem view, sets the hostname, brings up loopback, waits for the keeper's
+ *           │   go (the job's record is on disk), forks the job, forwards signals to its
+ *           │   process group, reaps every orphan, exits with the job's status (the kernel then
+ *           │   kills whatever is left in the namespace). Dies with the keeper.
  *           └─ job  born inside the job's cgroups; drops every privilege, installs the seccomp
  *                   filter, execs.
  *
@@ -545,7 +546,7 @@ static bool await_start(int exec_read_fd, char *result, size_t size)
 }
 
 static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
-                     int status_fd) __attribute__((noreturn));
+                     int status_fd, int go_fd) __attribute__((noreturn));
 
 /* ---------------------------------------------------------------------------------------- */
 /* Keeper: the job's life                                                                    */
@@ -1150,12 +1151,6 @@ __attribute__((noreturn)) static void run_keeper(void)
     read_spec(&spec);
     k.spec = &spec;
     enter_job_dir(spec.job_dir);
-    /* The job's record and the keeper's identity, before anything of the job exists: an
-     * executor that restarts from here on finds both, and can tell or kill this keeper. */
-    write_job_file(RECORD_FILE, RECORD_TEMP_FILE, spec.record, strlen(spec.record));
-    char identity[64];
-    int identity_len = snprintf(identity, sizeof identity, "%d %llu\n", k.pid, k.start_time);
-    write_job_file(KEEPER_ID_FILE, KEEPER_ID_TEMP_FILE, identity, (size_t)identity_len);
 
     /* Signals stay blocked from here on: the keeper takes them from a signalfd in its loop, the
      * init with sigwaitinfo; nothing can arrive between a check and a wait. */
@@ -1169,18 +1164,31 @@ __attribute__((noreturn)) static void run_keeper(void)
     if (k.signal_fd < 0 || k.timeout_fd < 0 || k.kill_fd < 0)
         fail(errno, "signal and timer descriptors");
 
-    int out[2], err[2], exec_pipe[2], status_pipe[2];
+    int out[2], err[2], exec_pipe[2], status_pipe[2], go_pipe[2];
     make_output_pipe(out, &spec);
     make_output_pipe(err, &spec);
-    if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0)
+    if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0 ||
+        pipe2(go_pipe, O_CLOEXEC) < 0)
         fail(errno, "create status pipes");
 
     pid_t init = clone_init(&spec);
     if (init == 0) {
-        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1]};
+        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]};
         close_all_but(keep_fds, sizeof keep_fds / sizeof *keep_fds);
-        run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1]);
+        run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]);
     }
+    close(go_pipe[0]);
+    /* While the init sets the job up: the job's record and the keeper's identity, then the go
+     * the init waits for before it forks the job. An executor that restarts finds both for
+     * every job that ran, and can tell this keeper from a process that took its pid, or kill it
+     * when it does not answer. (Writing them before the clone cost the start the creation of
+     * two files, a millisecond where inodes are slow to allocate.) */
+    write_job_file(RECORD_FILE, RECORD_TEMP_FILE, spec.record, strlen(spec.record));
+    char identity[64];
+    int identity_len = snprintf(identity, sizeof identity, "%d %llu\n", k.pid, k.start_time);
+    write_job_file(KEEPER_ID_FILE, KEEPER_ID_TEMP_FILE, identity, (size_t)identity_len);
+    write_all(go_pipe[1], "g", 1); /* an init that failed its setup is gone: nothing to tell */
+    close(go_pipe[1]);
     k.init = init;
     k.status_pipe = status_pipe[0];
     k.outputs[0] = (struct output){.fd = out[0], .tag = 0};
@@ -1941,7 +1949,7 @@ static void drop_init_privileges(const struct spec *s, int exec_fd)
 }
 
 static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd, int exec_fd,
-                     int status_fd)
+                     int status_fd, int go_fd)
 {
     report_fd = exec_fd;
     /* Die with the keeper: the job must never outlive the process that records its end; when
@@ -1961,6 +1969,15 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(errno, "cgroup namespace");
 
+    /* The keeper's go: the job's record is on disk. Without it (the keeper failed to write it,
+     * or died) the job never runs. */
+    char go;
+    ssize_t got;
+    while ((got = read(go_fd, &go, 1)) < 0 && errno == EINTR)
+        ;
+    if (got != 1)
+        _exit(EXIT_HELPER_FAILED);
+    close(go_fd);
     write_all(exec_fd, SETUP_DONE, strlen(SETUP_DONE));
     pid_t job = fork();
     if (job < 0)

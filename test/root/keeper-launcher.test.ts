@@ -100,53 +100,85 @@ function specFrame(pairs: [string, string][]): Buffer {
   return Buffer.concat([header, body]);
 }
 
-launcher(
-  "a keeper saves the job's record and its own identity before anything of the job exists",
-  async () => {
-    const l = await startLauncher();
+/**
+ * Gives a keeper of `l` a job in `jobDir` (made here unless it exists) running `argv` as an
+ * unused uid, with `record` as its record; resolves with the keeper's hello and everything it
+ * said until it closed the connection.
+ */
+async function runKeeper(
+  l: Launcher,
+  jobDir: string,
+  record: string,
+  argv: string[],
+): Promise<{ pid: string; startTime: string; said: string }> {
+  if (!existsSync(jobDir)) mkdirSync(jobDir, { mode: 0o700 });
+  const socket = net.createConnection(l.socketPath);
+  let said = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (text: string) => (said += text));
+  const closed = new Promise((resolve) => socket.on('close', resolve));
+  try {
+    while (!said.includes('\n')) await sleep(5);
+    const [, pid = '', startTime = ''] = /^keeper (\d+) (\d+)\n/.exec(said) ?? [];
+    assert.ok(pid && startTime, said);
+    socket.write(
+      specFrame([
+        ['job-dir', jobDir],
+        ['uid', '199998'],
+        ['gid', '199998'],
+        ['hostname', 'probe'],
+        ['storage', 'memory'],
+        ['storage-bytes', String(1 << 20)],
+        ['storage-inodes', '256'],
+        ['cwd', '/job'],
+        ['tmp-size', String(1 << 20)],
+        ['output-max', String(1 << 20)],
+        ['timeout-ms', '0'],
+        ['timeout-grace-ms', '1000'],
+        ['nofile', '1024'],
+        ['record', record],
+        ...argv.map((arg): [string, string] => ['arg', arg]),
+      ]),
+    );
+    await closed;
+    return { pid, startTime, said };
+  } finally {
+    socket.destroy();
+  }
+}
+
+launcher("a keeper saves the job's record and its own identity before the job runs", async () => {
+  const l = await startLauncher();
+  try {
     const jobDir = join(l.dir, 'job');
-    mkdirSync(jobDir, { mode: 0o700 });
     // JSON as the executor writes it; the keeper stores the text as given.
     const record = JSON.stringify({ id: 'probe', argv: ['/no/such/program'], note: 'é\u0001' });
-    const socket = net.createConnection(l.socketPath);
-    let said = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (text: string) => (said += text));
-    const closed = new Promise((resolve) => socket.on('close', resolve));
-    try {
-      while (!said.includes('\n')) await sleep(5);
-      const [, pid, startTime] = /^keeper (\d+) (\d+)\n/.exec(said) ?? [];
-      assert.ok(pid && startTime, said);
-      socket.write(
-        specFrame([
-          ['job-dir', jobDir],
-          ['uid', '199998'],
-          ['gid', '199998'],
-          ['hostname', 'probe'],
-          ['storage', 'memory'],
-          ['storage-bytes', String(1 << 20)],
-          ['storage-inodes', '256'],
-          ['cwd', '/job'],
-          ['tmp-size', String(1 << 20)],
-          ['output-max', String(1 << 20)],
-          ['timeout-ms', '0'],
-          ['timeout-grace-ms', '1000'],
-          ['nofile', '1024'],
-          ['record', record],
-          ['arg', '/no/such/program'],
-        ]),
-      );
-      await closed;
-      assert.match(said, /\nstart-error 2 exec\n/, 'the program could not be run');
-      assert.is(readFileSync(join(jobDir, 'record.json'), 'utf8'), record);
-      assert.is(readFileSync(join(jobDir, 'keeper.id'), 'utf8'), `${pid} ${startTime}\n`);
-      assert.not.ok(existsSync(join(jobDir, 'record.json.tmp')), 'no temporary file is left');
-    } finally {
-      socket.destroy();
-      await stopLauncher(l);
-    }
-  },
-);
+    const { pid, startTime, said } = await runKeeper(l, jobDir, record, ['/no/such/program']);
+    assert.match(said, /\nstart-error 2 exec\n/, 'the program was tried, and could not be run');
+    assert.is(readFileSync(join(jobDir, 'record.json'), 'utf8'), record);
+    assert.is(readFileSync(join(jobDir, 'keeper.id'), 'utf8'), `${pid} ${startTime}\n`);
+    assert.not.ok(existsSync(join(jobDir, 'record.json.tmp')), 'no temporary file is left');
+  } finally {
+    await stopLauncher(l);
+  }
+});
+
+launcher('a job whose record cannot be saved never runs', async () => {
+  const l = await startLauncher();
+  try {
+    const jobDir = join(l.dir, 'job');
+    mkdirSync(jobDir, { mode: 0o700 });
+    // The record's temporary name taken by a directory: the keeper cannot write it.
+    mkdirSync(join(jobDir, 'record.json.tmp'));
+    const { said } = await runKeeper(l, jobDir, '{}', ['/bin/echo', 'ran']);
+    // The start fails, saying why; the init, given no go, never forks the job.
+    assert.match(said, /\nstart-error 21 create record\.json\.tmp\n/);
+    assert.not.match(said, /\nstarted\n/);
+    assert.not.ok(existsSync(join(jobDir, 'record.json')));
+  } finally {
+    await stopLauncher(l);
+  }
+});
 
 launcher(
   'a connection from another uid is closed unanswered, even where the directory lets it in',
