@@ -10,7 +10,6 @@ import { jobService } from './job-service.ts';
 import { OutputFanout } from './output-fanout.ts';
 import type { JobService } from './job-service.ts';
 import { HEALTH_SERVICE, JOB_SERVICE } from './service-definitions.ts';
-import { StartQuotas } from './start-quotas.ts';
 import type { MutualTls13Credentials } from './tls-credentials.ts';
 import { WatcherSlots } from './watcher-slots.ts';
 
@@ -43,7 +42,10 @@ export class ApiServer {
     this.jobs = jobService({
       executor,
       logger,
-      quotas: new StartQuotas(executor, config.quotas),
+      quota: {
+        running: config.quotas.maxRunningJobs,
+        runningPerOwner: config.quotas.maxRunningJobsPerIdentity,
+      },
       watchers: new WatcherSlots(config.maxWatchers, config.maxWatchersPerIdentity),
       fanout: new OutputFanout(executor),
     });

@@ -19,6 +19,7 @@ import type {
   ListResult,
   OpArgs,
   OpResults,
+  RunQuota,
 } from '../shared/executor-protocol.ts';
 import { JobError } from '../shared/errors.ts';
 import type { JobRecord, JobSpec } from '../shared/job.ts';
@@ -89,8 +90,15 @@ export class ExecutorClient {
     return !this.stalled;
   }
 
-  startJob(spec: JobSpec, owner: string, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
-    return this.change('start', { spec, owner }, START_MAX_MS, bounds);
+  /** Starts a job for `owner`; the executor checks `quota` with the start (none: its own cap). */
+  startJob(
+    spec: JobSpec,
+    owner: string,
+    bounds: CallBounds = UNBOUNDED,
+    quota?: RunQuota,
+  ): Promise<JobRecord> {
+    const args = quota === undefined ? { spec, owner } : { spec, owner, quota };
+    return this.change('start', args, START_MAX_MS, bounds);
   }
 
   stopJob(id: string, graceMs?: number, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {

@@ -9,6 +9,7 @@ import type {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { GONE, JobError } from '../shared/errors.ts';
+import type { RunQuota } from '../shared/executor-protocol.ts';
 import { auditOf } from './call-audit.ts';
 import { callBounds } from './call-bounds.ts';
 import type { ExecutorClient } from './executor-client.ts';
@@ -25,13 +26,13 @@ import {
 } from './job-messages.ts';
 import type { OutputFanout, OutputSink } from './output-fanout.ts';
 import { peerIdentity } from './peer-identity.ts';
-import type { StartQuotas } from './start-quotas.ts';
 import type { WatcherSlots } from './watcher-slots.ts';
 
 export interface JobServiceParts {
   executor: ExecutorClient;
   fanout: OutputFanout;
-  quotas: StartQuotas;
+  /** Running jobs allowed, in all and per identity: the executor checks them with each start. */
+  quota: RunQuota;
   logger: Logger;
   watchers: WatcherSlots;
 }
@@ -148,9 +149,7 @@ export function jobService(parts: JobServiceParts): JobService {
       const bounds = callBounds(call);
       const owner = bounds.identity;
       const spec = specFromRequest(call.request);
-      const started = parts.quotas.start(owner, bounds, () =>
-        executor.startJob(spec, owner, bounds),
-      );
+      const started = executor.startJob(spec, owner, bounds, parts.quota);
       return jobToMessage(await held(call.request, started));
     }),
     stopJob: unary(async (call) => {

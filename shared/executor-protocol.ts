@@ -16,6 +16,16 @@ export interface StartArgs {
   spec: JobSpec;
   /** Who the job belongs to; the API passes the client certificate's CN. */
   owner: string;
+  /** The API's quotas on running jobs, checked with the start itself. */
+  quota?: RunQuota;
+}
+/**
+ * A start is refused (resource-exhausted) while this many jobs run or are starting: in all, or
+ * of the start's owner. The executor's own maximum applies besides.
+ */
+export interface RunQuota {
+  running: number;
+  runningPerOwner: number;
 }
 export interface StopArgs {
   id: string;

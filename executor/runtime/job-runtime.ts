@@ -9,6 +9,7 @@ import type {
   ListArgs,
   ListResult,
   OutputChunk,
+  RunQuota,
 } from '../../shared/executor-protocol.ts';
 import { MAX_LIST_LIMIT } from '../../shared/executor-protocol.ts';
 import { JOB_DEFAULT_PATH, JOB_DIR } from '../../shared/in-job-paths.ts';
@@ -89,6 +90,8 @@ function summarize(record: JobRecord, recordBytes: number): JobSummary {
 export interface StartRequest {
   spec: JobSpec;
   owner: string;
+  /** The API's quotas, checked here with the start: concurrent starts cannot both pass them. */
+  quota?: RunQuota | undefined;
   limits: JobLimits;
   storageKind: StorageKind;
   timeoutMs: number | null;
@@ -136,6 +139,8 @@ export class JobRuntime {
   private imageMaker: Promise<string> | null = null;
   /** Starts between their cap check and their entry in `jobs`: the running-job cap counts them. */
   private starting = 0;
+  /** Jobs starting or running, per owner: what a per-owner quota counts. */
+  private readonly activeByOwner = new Map<string, number>();
   private closing = false;
   private sweeping = false;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -241,6 +246,7 @@ export class JobRuntime {
     );
     entry.running = running;
     entry.liveLog = running.log;
+    this.countActive(entry.summary.owner, 1);
     void running.settled.then(() => this.onEnded(entry, uid));
     return running;
   }
@@ -308,16 +314,37 @@ export class JobRuntime {
    * program was exec'd. A program that cannot be exec'd throws start-failed (the job is recorded,
    * FAILED with reason start-failed, details.jobId names it).
    */
-  async start({ spec, owner, limits, storageKind, timeoutMs }: StartRequest): Promise<JobRecord> {
+  async start({
+    spec,
+    owner,
+    quota,
+    limits,
+    storageKind,
+    timeoutMs,
+  }: StartRequest): Promise<JobRecord> {
     if (this.closing) throw new JobError('failed-precondition', 'the executor is shutting down');
-    // The cap is taken before the first await: concurrent starts cannot all pass the check.
-    if (this.runningCount + this.starting >= this.config.maxRunningJobs) {
+    // The caps are taken before the first await: concurrent starts cannot all pass the checks.
+    const active = this.runningCount + this.starting;
+    if (active >= this.config.maxRunningJobs) {
       throw new JobError(
         'resource-exhausted',
         `the executor already runs its maximum of ${this.config.maxRunningJobs} jobs`,
       );
     }
+    if (quota && active >= quota.running) {
+      throw new JobError(
+        'resource-exhausted',
+        `the server already runs its maximum of ${quota.running} jobs`,
+      );
+    }
+    if (quota && (this.activeByOwner.get(owner) ?? 0) >= quota.runningPerOwner) {
+      throw new JobError(
+        'resource-exhausted',
+        `${owner} already runs the maximum of ${quota.runningPerOwner} jobs per identity`,
+      );
+    }
     this.starting += 1;
+    this.countActive(owner, 1);
     let counted = true;
     const uncount = () => {
       if (counted) this.starting -= 1;
@@ -419,6 +446,7 @@ export class JobRuntime {
           },
         );
       }
+      this.logger.debug({ job: id, owner }, 'job started');
       return structuredClone(record);
     } catch (error) {
       uncount();
@@ -430,6 +458,7 @@ export class JobRuntime {
         );
       if (!this.jobs.has(id)) {
         // Failed before the job existed: undo everything, record nothing.
+        this.countActive(owner, -1);
         if (uid !== null) this.uids.release(uid);
         await cgroup
           ?.remove()
@@ -515,9 +544,16 @@ export class JobRuntime {
   private onEnded(entry: JobEntry, uid: number): void {
     if (entry.running) this.remember(entry, entry.running.record);
     entry.running = null;
+    this.countActive(entry.summary.owner, -1);
     this.uids.release(uid);
     this.closeLiveLogIfIdle(entry);
     this.retentionAfterEnd.request();
+  }
+
+  private countActive(owner: string, change: 1 | -1): void {
+    const count = (this.activeByOwner.get(owner) ?? 0) + change;
+    if (count > 0) this.activeByOwner.set(owner, count);
+    else this.activeByOwner.delete(owner);
   }
 
   /** Keeps the summary of an ended job, and its record only when it is small. */

@@ -72,7 +72,12 @@ function stream<A>(
   };
 }
 
-const startArgs = object({ spec: jobSpecSchema, owner });
+const quotaCount = integer({ min: 1, max: 100_000 });
+const startArgs = object({
+  spec: jobSpecSchema,
+  owner,
+  quota: optional(object({ running: quotaCount, runningPerOwner: quotaCount })),
+});
 const stopArgs = object({
   id: jobId,
   graceMs: optional(integer({ min: 0, max: 3_600_000, unit: 'ms' })),
@@ -90,12 +95,12 @@ const readOutputArgs = object({
 });
 
 export const OP_TABLE: Readonly<Record<ExecutorOp, UnaryOp | StreamOp>> = {
-  start: unary(startArgs, function answerStartJob({ spec, owner }, { runtime }) {
+  start: unary(startArgs, function answerStartJob({ spec, owner, quota }, { runtime }) {
     // The runtime's config: its maxima are already clamped to this host.
     const storageKind = spec.storageKind ?? 'memory';
     const limits = effectiveLimits(spec.limits ?? {}, runtime.config, storageKind);
     const timeoutMs = effectiveTimeout(spec, runtime.config);
-    return runtime.start({ spec, owner, limits, storageKind, timeoutMs });
+    return runtime.start({ spec, owner, quota, limits, storageKind, timeoutMs });
   }),
   stop: unary(stopArgs, function answerStopJob(args, { runtime }) {
     const graceMs = args.graceMs ?? runtime.config.stopGraceMs;
