@@ -27,6 +27,16 @@ export interface CgroupDriver {
    * Fails with a message naming the limit when the kernel refuses a value.
    */
   create(jobId: string, limits: JobLimits, ioDevices: readonly BlockDevice[]): Promise<JobCgroup>;
+  /**
+   * The same in two steps, for a start: first (here) the job's cgroup v2 directory with its
+   * limits, the one its init is cloned into; then `makeTheRest`, the other hierarchies, made
+   * while the init is being cloned. Every limit is checked before anything is made.
+   */
+  begin(
+    jobId: string,
+    limits: JobLimits,
+    ioDevices: readonly BlockDevice[],
+  ): Promise<JobCgroupInMaking>;
   /** Removes the parent cgroup(s) on shutdown; job cgroups must already be removed. */
   close(): Promise<void>;
 }
@@ -54,4 +64,17 @@ export interface JobCgroup {
   wasOomKilled(): Promise<boolean>;
   /** Removes the job's cgroup(s); retries while the kernel still reports them busy. */
   remove(): Promise<void>;
+}
+
+/** A job's cgroups half made (CgroupDriver.begin). */
+export interface JobCgroupInMaking {
+  /** All of the job's cgroups, by name: usable once `makeTheRest` has succeeded. */
+  readonly cgroup: JobCgroup;
+  /** Makes the job's directories in the other hierarchies and writes their limits. */
+  makeTheRest(): Promise<void>;
+  /**
+   * Removes the directories made so far: after a failure, once nothing of the job is in them
+   * (its init, cloned into the first, has ended).
+   */
+  removeMade(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JobError } from '../../shared/errors.ts';
 import type { JobLimits, JobUsage } from '../../shared/job.ts';
-import type { BlockDevice, JobCgroup } from './cgroup-driver.ts';
+import type { BlockDevice, JobCgroup, JobCgroupInMaking } from './cgroup-driver.ts';
 import {
   CgroupFsError,
   errnoOf,
@@ -63,7 +63,30 @@ export async function createJobCgroup(
   jobId: string,
   limits: JobLimits,
   ioDevices: readonly BlockDevice[],
-): Promise<LayoutJobCgroup> {
+): Promise<JobCgroup> {
+  const making = await beginJobCgroup(fs, layout, jobId, limits, ioDevices);
+  try {
+    await making.makeTheRest();
+  } catch (error) {
+    await making.removeMade();
+    throw error;
+  }
+  return making.cgroup;
+}
+
+/**
+ * Works out (and validates) every limit, then makes the job's cgroup v2 directory, the one its
+ * init is born into, with its limits; the other hierarchies' directories are made by
+ * `makeTheRest`, which the caller runs while the keeper clones the init (see JobCgroupInMaking).
+ * A refused limit leaves nothing behind.
+ */
+export async function beginJobCgroup(
+  fs: CgroupFs,
+  layout: CgroupLayout,
+  jobId: string,
+  limits: JobLimits,
+  ioDevices: readonly BlockDevice[],
+): Promise<JobCgroupInMaking> {
   checkJobId(jobId);
   for (const [field, controller] of Object.entries(LIMIT_CONTROLLER)) {
     if (controller === null || limits[field as keyof JobLimits] === undefined) continue;
@@ -78,24 +101,38 @@ export async function createJobCgroup(
   // filled concurrently; within one hierarchy the writes keep their order (it matters).
   const plan = await Promise.all(
     layout.hierarchies.map(async (hierarchy) => ({
+      hierarchy,
       dir: jobDir(layout, hierarchy, jobId),
       writes: await limitWrites(fs, layout, hierarchy, limits, ioDevices),
     })),
   );
   const created: string[] = [];
-  const outcomes = await Promise.allSettled(
-    plan.map(async ({ dir, writes }) => {
-      if (!(await fs.mkdir(dir))) throw new Error(`cgroup: ${dir} already exists`);
-      created.push(dir);
-      await writeLimits(fs, dir, writes, { fresh: true });
-    }),
-  );
-  const failure = outcomes.find((outcome) => outcome.status === 'rejected');
-  if (failure) {
-    await Promise.all(created.map((dir) => removeCgroupDir(fs, dir)));
-    throw failure.reason;
+  const removeMade = async () => {
+    await Promise.all(created.splice(0).map((dir) => removeCgroupDir(fs, dir)));
+  };
+  const make = async (part: typeof plan) => {
+    const outcomes = await Promise.allSettled(
+      part.map(async ({ dir, writes }) => {
+        if (!(await fs.mkdir(dir))) throw new Error(`cgroup: ${dir} already exists`);
+        created.push(dir);
+        await writeLimits(fs, dir, writes, { fresh: true });
+      }),
+    );
+    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failure) throw failure.reason;
+  };
+  const isBirthplace = (entry: (typeof plan)[number]) => entry.hierarchy === layout.v2;
+  try {
+    await make(plan.filter(isBirthplace));
+  } catch (error) {
+    await removeMade();
+    throw error;
   }
-  return new LayoutJobCgroup(fs, layout, jobId);
+  return {
+    cgroup: new LayoutJobCgroup(fs, layout, jobId),
+    makeTheRest: () => make(plan.filter((entry) => !isBirthplace(entry))),
+    removeMade,
+  };
 }
 
 /**

@@ -1,8 +1,8 @@
 // What the v1 and v2 drivers share: everything but how the `<name>` parents are made ready.
 import type { JobLimits } from '../../shared/job.ts';
-import type { BlockDevice, CgroupDriver, JobCgroup } from './cgroup-driver.ts';
+import type { BlockDevice, CgroupDriver, JobCgroup, JobCgroupInMaking } from './cgroup-driver.ts';
 import { CgroupFs, errnoOf } from './cgroup-fs.ts';
-import { createJobCgroup, LayoutJobCgroup, removeCgroupDir } from './job-cgroup.ts';
+import { beginJobCgroup, createJobCgroup, LayoutJobCgroup, removeCgroupDir } from './job-cgroup.ts';
 import { JOB_ID } from '../../shared/job-id.ts';
 import { parentDir, type CgroupLayout } from './layout.ts';
 
@@ -32,6 +32,14 @@ export abstract class LayoutDriver implements CgroupDriver {
 
   create(jobId: string, limits: JobLimits, ioDevices: readonly BlockDevice[]): Promise<JobCgroup> {
     return createJobCgroup(this.fs, this.layout, jobId, limits, ioDevices);
+  }
+
+  begin(
+    jobId: string,
+    limits: JobLimits,
+    ioDevices: readonly BlockDevice[],
+  ): Promise<JobCgroupInMaking> {
+    return beginJobCgroup(this.fs, this.layout, jobId, limits, ioDevices);
   }
 
   async close(): Promise<void> {

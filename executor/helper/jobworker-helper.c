@@ -48,6 +48,9 @@
  *                      cwd tmp-size output-max timeout-ms timeout-grace-ms nofile record cgroup2
  *                      cgroup* mask* arg* env*; the storage keys under "The job's own
  *                      filesystem")
+ *   executor → keeper  "ready": the job's cgroups (all but cgroup2, which exists before the
+ *                      spec is sent) are made; the keeper clones the init meanwhile, and the
+ *                      init joins them, builds the job's filesystem and forks the job only after
  *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
  * Then fd 3, and every connection to keeper.sock, is a control channel of text lines:
  *   keeper → executor  on a keeper.sock connection first: "keeper <pid> <start time>",
@@ -101,6 +104,8 @@
 #include <grp.h>
 
 #define CONTROL_FD 3
+/* The executor's word, after the spec, that the job's cgroups are all there to join. */
+#define CGROUPS_READY "ready\n"
 #define JOB_DIR_FD 4
 /* Room for the largest argv and environment twice over: once as strings, once in the record,
  * where JSON may spell a byte in six. */
@@ -237,7 +242,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void die_errno(const char
 /* ---------------------------------------------------------------------------------------- */
 /* Spec                                                                                      */
 
-static void read_exact(int fd, void *buf, size_t len)
+static void read_exact(int fd, void *buf, size_t len, const char *what)
 {
     char *p = buf;
     while (len > 0) {
@@ -245,7 +250,7 @@ static void read_exact(int fd, void *buf, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            fail(n == 0 ? EPIPE : errno, "read spec");
+            fail(n == 0 ? EPIPE : errno, "read %s", what);
         p += n;
         len -= (size_t)n;
     }
@@ -287,7 +292,7 @@ static bool is_absolute_clean_path(const char *path)
 static void read_spec(struct spec *s)
 {
     unsigned char header[4];
-    read_exact(CONTROL_FD, header, sizeof header);
+    read_exact(CONTROL_FD, header, sizeof header, "spec");
     uint32_t len = (uint32_t)header[0] << 24 | (uint32_t)header[1] << 16 |
                    (uint32_t)header[2] << 8 | header[3];
     if (len == 0 || len > MAX_SPEC_BYTES)
@@ -295,7 +300,7 @@ static void read_spec(struct spec *s)
     char *buf = malloc(len);
     if (!buf)
         fail(ENOMEM, "spec buffer");
-    read_exact(CONTROL_FD, buf, len);
+    read_exact(CONTROL_FD, buf, len, "spec");
     if (buf[len - 1] != '\0')
         fail(EINVAL, "spec not NUL-terminated");
 
@@ -1178,16 +1183,25 @@ __attribute__((noreturn)) static void run_keeper(void)
         run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]);
     }
     close(go_pipe[0]);
-    /* While the init sets the job up: the job's record and the keeper's identity, then the go
-     * the init waits for before it forks the job. An executor that restarts finds both for
-     * every job that ran, and can tell this keeper from a process that took its pid, or kill it
-     * when it does not answer. (Writing them before the clone cost the start the creation of
-     * two files, a millisecond where inodes are slow to allocate.) */
+    /* The init was cloned while the executor made the job's cgroups; once they are ready, the
+     * init's first go: it joins them and sets the job up. An executor that gives up on the start
+     * (its cgroups failed) closes the connection instead: the read fails, and the init, given
+     * no go, ends without having done anything. (An init that failed its setup is gone: a go
+     * to it goes nowhere, and the failure comes on the exec pipe.) */
+    char ready[sizeof CGROUPS_READY - 1];
+    read_exact(CONTROL_FD, ready, sizeof ready, "cgroups ready");
+    if (memcmp(ready, CGROUPS_READY, sizeof ready) != 0)
+        fail(EPROTO, "read cgroups ready");
+    write_all(go_pipe[1], "c", 1);
+    /* While the init sets the job up: the job's record and the keeper's identity, then the
+     * second go, before which the init does not fork the job. An executor that restarts finds
+     * both for every job that ran, and can tell this keeper from a process that took its pid,
+     * or kill it when it does not answer. */
     write_job_file(RECORD_FILE, RECORD_TEMP_FILE, spec.record, strlen(spec.record));
     char identity[64];
     int identity_len = snprintf(identity, sizeof identity, "%d %llu\n", k.pid, k.start_time);
     write_job_file(KEEPER_ID_FILE, KEEPER_ID_TEMP_FILE, identity, (size_t)identity_len);
-    write_all(go_pipe[1], "g", 1); /* an init that failed its setup is gone: nothing to tell */
+    write_all(go_pipe[1], "g", 1);
     close(go_pipe[1]);
     k.init = init;
     k.status_pipe = status_pipe[0];
@@ -1930,6 +1944,17 @@ static void join_cgroups(const struct spec *s)
         move_self(&s->cgroup2, 1, "cgroup.procs");
 }
 
+/* One go from the keeper (one byte on the go pipe); without it the init ends, having run nothing. */
+static void await_go(int go_fd)
+{
+    char go;
+    ssize_t got;
+    while ((got = read(go_fd, &go, 1)) < 0 && errno == EINTR)
+        ;
+    if (got != 1)
+        _exit(EXIT_HELPER_FAILED);
+}
+
 /* Set up, the init needs no privilege to reap and forward signals: it becomes the job's uid with
  * no capabilities, no_new_privs and the job's seccomp filter, as bubblewrap's and runc's inits
  * do. Changing uid makes it non-dumpable (the job cannot ptrace it or read its memory) and, as a
@@ -1959,6 +1984,10 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
         _exit(EXIT_HELPER_FAILED);
     prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
 
+    /* The keeper's first go: the job's cgroups are made. Without it (they could not be, or the
+     * keeper died) nothing of the job is built. */
+    await_go(go_fd);
+    /* In the job's cgroups before it builds anything, so that all of it counts as the job's. */
     join_cgroups(s);
     build_filesystem(s);
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
@@ -1968,15 +1997,9 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
      * host cgroup path. The job inherits it. */
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(errno, "cgroup namespace");
-
-    /* The keeper's go: the job's record is on disk. Without it (the keeper failed to write it,
-     * or died) the job never runs. */
-    char go;
-    ssize_t got;
-    while ((got = read(go_fd, &go, 1)) < 0 && errno == EINTR)
-        ;
-    if (got != 1)
-        _exit(EXIT_HELPER_FAILED);
+    /* The second go: the job's record is on disk. Without it (the keeper could not write it, or
+     * died) the job never runs. */
+    await_go(go_fd);
     close(go_fd);
     write_all(exec_fd, SETUP_DONE, strlen(SETUP_DONE));
     pid_t job = fork();

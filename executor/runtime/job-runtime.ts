@@ -19,7 +19,7 @@ import { JobError } from '../../shared/errors.ts';
 import { storageInodes } from '../../shared/job.ts';
 import type { JobLimits, JobRecord, JobSpec, JobState, StorageKind } from '../../shared/job.ts';
 import { resolveBlockDevices } from '../cgroup/block-device.ts';
-import type { BlockDevice, CgroupDriver, JobCgroup } from '../cgroup/cgroup-driver.ts';
+import type { BlockDevice, CgroupDriver, JobCgroupInMaking } from '../cgroup/cgroup-driver.ts';
 import type { ExecutorConfig } from '../config.ts';
 import { CoalescedTask } from './coalesced-task.ts';
 import { clampToHost, readHostCapacity } from './host-capacity.ts';
@@ -353,9 +353,9 @@ export class JobRuntime {
     const id = randomBytes(16).toString('hex');
     let uid: number | null = null;
     const workingDir = spec.workingDir ?? JOB_DIR;
-    let cgroup: JobCgroup | null = null;
+    let cgroups: JobCgroupInMaking | null = null;
     let created = false;
-    // The keeper comes while the job's cgroups and record are made; it gets the job only after.
+    // The keeper comes while the job's directory and first cgroup are made.
     const keeper = connectKeeper(this.launcher, this.logger);
     keeper.catch(() => undefined); // its failure is the launch's to report, once awaited
     let keeperTaken = false;
@@ -382,31 +382,28 @@ export class JobRuntime {
         outputBytes: 0,
         outputTruncated: false,
       };
-      // The job's directory and its cgroups do not depend on each other: make them at once. The
-      // directory comes first: its trips to the thread pool are under way while the cgroups are
-      // made, which does not yield. The keeper saves the record in it before anything of the job
-      // exists: a restart always finds a record for a running job.
+      // The job's directory and the cgroup its init is born into do not depend on each other:
+      // make them at once. The directory comes first: its trips to the thread pool are under way
+      // while the cgroup is made, which does not yield. The keeper saves the record in it before
+      // the job runs: a restart always finds a record for a running job. The other cgroups are
+      // made while the keeper clones the init (RunningJob.launch).
       created = true;
-      const [files, cgroups] = await Promise.allSettled([
+      const [files, begun] = await Promise.allSettled([
         this.prepareJobFiles(id, jobUid, storageKind, limits),
         this.ioDevicesFor(limits, storageKind).then((devices) =>
-          this.cgroups.create(id, limits, devices),
+          this.cgroups.begin(id, limits, devices),
         ),
       ]);
-      if (cgroups.status === 'fulfilled') cgroup = cgroups.value;
+      if (begun.status === 'fulfilled') cgroups = begun.value;
       if (files.status === 'rejected') throw files.reason;
-      if (cgroups.status === 'rejected') throw cgroups.reason;
-      const createdCgroup = cgroups.value;
+      if (begun.status === 'rejected') throw begun.reason;
+      const { cgroup: jobCgroup } = begun.value;
       const env = { PATH: JOB_DEFAULT_PATH, HOME: JOB_DIR, ...spec.env };
       const entry = entryFor(record, 0);
       keeperTaken = true;
       const { job, result } = await RunningJob.launch(
-        {
-          logger: this.logger,
-          store: this.store,
-          cgroup: createdCgroup,
-          record,
-        },
+        { logger: this.logger, store: this.store, record },
+        begun.value,
         keeper,
         {
           uid: jobUid,
@@ -419,15 +416,15 @@ export class JobRuntime {
           timeoutMs,
           timeoutGraceMs: this.config.stopGraceMs,
           openFiles: this.config.jobOpenFiles,
-          cgroupDirs: createdCgroup.joinDirs.filter((dir) => dir !== createdCgroup.v2Dir),
-          cgroup2Dir: createdCgroup.v2Dir,
+          cgroupDirs: jobCgroup.joinDirs.filter((dir) => dir !== jobCgroup.v2Dir),
+          cgroup2Dir: jobCgroup.v2Dir,
           maskPaths: this.maskPaths,
           argv: spec.argv,
           env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
           record: JSON.stringify(record),
         },
       );
-      cgroup = null; // owned by the running job from here on
+      cgroups = null; // owned by the running job from here on
       entry.running = job;
       entry.liveLog = job.log;
       this.jobs.set(id, entry);
@@ -460,8 +457,8 @@ export class JobRuntime {
         // Failed before the job existed: undo everything, record nothing.
         this.countActive(owner, -1);
         if (uid !== null) this.uids.release(uid);
-        await cgroup
-          ?.remove()
+        await cgroups
+          ?.removeMade()
           .catch((cause: unknown) =>
             this.logger.error({ err: cause, job: id }, 'cannot remove cgroup'),
           );

@@ -257,6 +257,20 @@ export class KeeperLink {
     if (!this.socket.destroyed) this.socket.write(encodeSpec(jobDir, spec));
   }
 
+  /** Tells a keeper given its job that the job's cgroups are made: its init may join them. */
+  cgroupsReady(): void {
+    this.send('ready');
+  }
+
+  /**
+   * Ends a start the keeper was given: it ends without running anything, and this resolves once
+   * it has (nothing of it is left writing in the job's directory).
+   */
+  async abandon(): Promise<void> {
+    this.socket.end();
+    await this.closed;
+  }
+
   /** Asks for size notices, the first at once. */
   watch(): void {
     this.send('watch');

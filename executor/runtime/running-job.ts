@@ -5,7 +5,7 @@
 // done turns its status and the cgroup's accounting into the record, leaving nothing behind.
 import type { Logger } from 'pino';
 import type { JobRecord } from '../../shared/job.ts';
-import type { JobCgroup } from '../cgroup/cgroup-driver.ts';
+import type { JobCgroup, JobCgroupInMaking } from '../cgroup/cgroup-driver.ts';
 import { classifyEnd, describeStartError } from './job-end.ts';
 import type { JobStore } from './job-store.ts';
 import { killKeeper } from './keeper-link.ts';
@@ -24,6 +24,8 @@ import { OutputLog } from './output-log.ts';
 const START_TIMEOUT_MS = 30_000;
 /** How long past a stop's grace a keeper may take to report the end before it is killed. */
 const STOP_MARGIN_MS = 10_000;
+/** How long a keeper told to give up a start may take to end before it is killed. */
+const ABANDON_TIMEOUT_MS = 5_000;
 
 export interface RunningJobParts {
   logger: Logger;
@@ -75,30 +77,47 @@ export class RunningJob {
   }
 
   /**
-   * Gives a new job to its keeper (asked for with connectKeeper), which saves the job's record
-   * and its own identity (keeper.id) before anything else, so that a restarted executor can find
-   * it again. Resolves when the program was exec'd or failed to be.
+   * Gives a new job to its keeper (asked for with connectKeeper), which clones the job's init
+   * while the rest of its cgroups are made here. Told they are ready, the init joins them and
+   * sets the job up, while the keeper saves the job's record and its own identity (keeper.id),
+   * so that a restarted executor can find it again; the job runs only after both. Resolves when
+   * the program was exec'd or failed to be.
+   * Cgroups that cannot be made fail the launch itself, with nothing of the job left running:
+   * the caller removes them and the job's directory, as for a start that never began.
    */
   static async launch(
-    parts: RunningJobParts,
+    parts: Omit<RunningJobParts, 'cgroup'>,
+    cgroups: JobCgroupInMaking,
     keeper: Promise<ConnectedKeeper>,
     spec: KeeperSpec,
   ): Promise<{ job: RunningJob; result: StartResult }> {
-    const job = new RunningJob(parts);
-    job.launchedHere = true;
-    let launched;
+    const jobDir = parts.store.jobDir(parts.record.id);
+    let launched: ConnectedKeeper | null = null;
+    let keeperError: unknown = null;
     try {
       launched = await keeper;
-      launched.link.give(job.jobDir, spec);
+      launched.link.give(jobDir, spec);
     } catch (error) {
-      job.logger.error({ err: error }, 'cannot start the job keeper');
+      keeperError = error;
+    }
+    try {
+      await cgroups.makeTheRest();
+    } catch (error) {
+      if (launched) await abandon(launched);
+      throw error;
+    }
+    const job = new RunningJob({ ...parts, cgroup: cgroups.cgroup });
+    job.launchedHere = true;
+    if (!launched) {
+      job.logger.error({ err: keeperError }, 'cannot start the job keeper');
       const result: StartResult = {
         started: false,
-        error: { errno: '', reason: (error as Error).message, stage: 'start keeper' },
+        error: { errno: '', reason: (keeperError as Error).message, stage: 'start keeper' },
       };
       job.settle(job.finish(result));
       return { job, result };
     }
+    launched.link.cgroupsReady();
     job.link = launched.link;
     job.identity = launched.identity;
     const startTimer = setTimeout(() => {
@@ -317,4 +336,11 @@ export class RunningJob {
         : null,
     };
   }
+}
+
+/** Ends a keeper given a start that will not happen, and waits (bounded) until it has. */
+async function abandon({ link, identity }: ConnectedKeeper): Promise<void> {
+  const timer = setTimeout(() => void killKeeper(identity), ABANDON_TIMEOUT_MS);
+  await link.abandon();
+  clearTimeout(timer);
 }

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CgroupDriver } from '../../executor/cgroup/cgroup-driver.ts';
 import { detectCgroupDriver } from '../../executor/cgroup/detect.ts';
 import { parseExecutorConfig } from '../../executor/config.ts';
 import type { ExecutorConfig } from '../../executor/config.ts';
@@ -21,8 +22,13 @@ export interface TestRuntime {
   close(): Promise<void>;
 }
 
+/**
+ * `wrapCgroups` lets a test stand between the runtime and the real cgroup driver (to fail a step
+ * of it on purpose).
+ */
 export async function openTestRuntime(
   overrides: Record<string, unknown> = {},
+  wrapCgroups: (driver: CgroupDriver) => CgroupDriver = (driver) => driver,
 ): Promise<TestRuntime> {
   // Under /var/tmp, not /tmp: jobs see the host's /var read-only, so masking the state directory
   // is observable (the host's /tmp is replaced by a private one inside every job).
@@ -36,7 +42,7 @@ export async function openTestRuntime(
     ...overrides,
   });
   const logger = createLogger('test-executor', config.logLevel);
-  const cgroups = await detectCgroupDriver({ name: cgroupName });
+  const cgroups = wrapCgroups(await detectCgroupDriver({ name: cgroupName }));
   const runtime = await JobRuntime.open({ config, cgroups, logger });
   return {
     runtime,

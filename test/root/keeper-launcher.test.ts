@@ -102,14 +102,16 @@ function specFrame(pairs: [string, string][]): Buffer {
 
 /**
  * Gives a keeper of `l` a job in `jobDir` (made here unless it exists) running `argv` as an
- * unused uid, with `record` as its record; resolves with the keeper's hello and everything it
- * said until it closed the connection.
+ * unused uid, with `record` as its record, then says its cgroups are ready (or, `giveUp`, ends
+ * the connection instead); resolves with the keeper's hello and everything it said until it
+ * closed the connection.
  */
 async function runKeeper(
   l: Launcher,
   jobDir: string,
   record: string,
   argv: string[],
+  { giveUp = false } = {},
 ): Promise<{ pid: string; startTime: string; said: string }> {
   if (!existsSync(jobDir)) mkdirSync(jobDir, { mode: 0o700 });
   const socket = net.createConnection(l.socketPath);
@@ -140,6 +142,8 @@ async function runKeeper(
         ...argv.map((arg): [string, string] => ['arg', arg]),
       ]),
     );
+    if (giveUp) socket.end();
+    else socket.write('ready\n');
     await closed;
     return { pid, startTime, said };
   } finally {
@@ -175,6 +179,24 @@ launcher('a job whose record cannot be saved never runs', async () => {
     assert.match(said, /\nstart-error 21 create record\.json\.tmp\n/);
     assert.not.match(said, /\nstarted\n/);
     assert.not.ok(existsSync(join(jobDir, 'record.json')));
+  } finally {
+    await stopLauncher(l);
+  }
+});
+
+launcher('a keeper whose executor gives up before the cgroups are ready runs nothing', async () => {
+  const l = await startLauncher();
+  try {
+    const jobDir = join(l.dir, 'job');
+    const { pid, said } = await runKeeper(l, jobDir, '{}', ['/bin/echo', 'ran'], { giveUp: true });
+    // The keeper says why and ends; its init, given no go, ends without forking the job.
+    assert.match(said, /\nstart-error 32 read cgroups ready\n/);
+    assert.not.match(said, /\nstarted\n/);
+    assert.not.match(said, /\ninit \d+\n/, 'it got no further than waiting for the cgroups');
+    const deadline = Date.now() + 2_000;
+    while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await sleep(10);
+    assert.not.ok(existsSync(`/proc/${pid}`), 'the keeper has ended');
+    assert.not.ok(existsSync(join(jobDir, 'output.bin')), 'it made none of its own files');
   } finally {
     await stopLauncher(l);
   }

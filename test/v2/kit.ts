@@ -7,7 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BlockDevice, CgroupDriver, JobCgroup } from '../../executor/cgroup/cgroup-driver.ts';
+import type {
+  BlockDevice,
+  CgroupDriver,
+  JobCgroup,
+  JobCgroupInMaking,
+} from '../../executor/cgroup/cgroup-driver.ts';
 import { detectCgroupDriver } from '../../executor/cgroup/detect.ts';
 import { parseExecutorConfig, type ExecutorConfig } from '../../executor/config.ts';
 import { JobRuntime } from '../../executor/runtime/job-runtime.ts';
@@ -144,11 +149,27 @@ export class WatchedDriver implements CgroupDriver {
   }
 
   async create(jobId: string, limits: JobLimits, devices: readonly BlockDevice[]) {
-    const job = await this.#inner.create(jobId, limits, devices);
+    return this.#watched(jobId, await this.#inner.create(jobId, limits, devices));
+  }
+
+  async begin(
+    jobId: string,
+    limits: JobLimits,
+    devices: readonly BlockDevice[],
+  ): Promise<JobCgroupInMaking> {
+    const making = await this.#inner.begin(jobId, limits, devices);
+    return {
+      cgroup: this.#watched(jobId, making.cgroup),
+      makeTheRest: () => making.makeTheRest(),
+      removeMade: () => making.removeMade(),
+    };
+  }
+
+  #watched(jobId: string, job: JobCgroup): JobCgroup {
     const [dir = ''] = job.joinDirs;
     const trace: JobTrace = { dir, killAlls: 0, final: {} };
     this.traces.set(jobId, trace);
-    const watched: JobCgroup = {
+    return {
       jobId,
       joinDirs: job.joinDirs,
       v2Dir: job.v2Dir,
@@ -167,7 +188,6 @@ export class WatchedDriver implements CgroupDriver {
         await job.remove();
       },
     };
-    return watched;
   }
 
   trace(jobId: string): JobTrace {
