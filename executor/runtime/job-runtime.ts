@@ -678,7 +678,14 @@ export class JobRuntime {
   async *readOutput(id: string, offset: number, signal?: AbortSignal): AsyncGenerator<OutputChunk> {
     const entry = this.entry(id);
     const live = entry.liveLog;
-    const log = live ?? (await this.openEndedLog(await this.recordOf(entry)));
+    let log = live;
+    if (!log) {
+      const record = await this.recordOf(entry);
+      // Nothing past the offset of an ended job (a watcher that read it all, a job that wrote
+      // nothing): the end is the record's, no file need be opened for it.
+      if (record.state !== 'RUNNING' && offset === record.outputBytes) return;
+      log = await this.openEndedLog(record);
+    }
     if (log === null) {
       // A job that failed before its keeper made any output files has no output.
       if (offset > 0)

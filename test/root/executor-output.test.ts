@@ -2,6 +2,8 @@
 // of readers from any offset, live, with bounded memory, and capped by configuration.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobError } from '../../shared/errors.ts';
@@ -104,6 +106,19 @@ output('an offset beyond the end is refused, naming the field', async ({ t }) =>
   } catch (error) {
     assert.is((error as JobError).code, 'invalid-argument');
     assert.match((error as Error).message, /^offset: 4 is beyond the end of the output \(3 bytes/);
+  }
+});
+
+output('a reader at the end of an ended job ends at once, opening no file', async ({ t }) => {
+  const { record } = await shell(t.runtime, 'echo hi');
+  const dir = join(t.config.stateDir, 'jobs', record.id);
+  const files = ['output.bin', 'output.idx'];
+  for (const file of files) renameSync(join(dir, file), join(dir, `${file}.away`));
+  try {
+    assert.equal(await readAll(t, record.id, record.outputBytes), [], 'the end, from the record');
+    assert.equal(await t.runtime.outputSummary(record.id), { outputBytes: 3, truncated: false });
+  } finally {
+    for (const file of files) renameSync(join(dir, `${file}.away`), join(dir, file));
   }
 });
 
