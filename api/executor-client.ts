@@ -26,6 +26,7 @@ import type { JobRecord, JobSpec } from '../shared/job.ts';
 import { ChunkCollector, ExecutorOutput } from './executor-output.ts';
 import type { OutputCollector, OutputEvent } from './executor-output.ts';
 import { FairAdmission } from './fair-admission.ts';
+import { KnownOwners } from './known-owners.ts';
 import type { AdmissionLimits } from './fair-admission.ts';
 import { ExecutorConnection, notInTime, unavailable } from './executor-connection.ts';
 import type { RequestOptions } from './executor-connection.ts';
@@ -78,6 +79,8 @@ export class ExecutorClient {
   private stalled = false;
   /** Open output streams, ended when the executor stops answering. */
   private readonly outputs = new Set<ExecutorOutput<unknown>>();
+  /** Owners of the jobs the executor's answers named. */
+  private readonly owners = new KnownOwners();
 
   constructor(socketPath: string) {
     this.socketPath = socketPath;
@@ -98,25 +101,36 @@ export class ExecutorClient {
     quota?: RunQuota,
   ): Promise<JobRecord> {
     const args = quota === undefined ? { spec, owner } : { spec, owner, quota };
-    return this.change('start', args, START_MAX_MS, bounds);
+    return this.remembered(this.change('start', args, START_MAX_MS, bounds));
   }
 
   stopJob(id: string, graceMs?: number, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
     const args = graceMs === undefined ? { id } : { id, graceMs };
-    return this.change('stop', args, (graceMs ?? UNSET_GRACE_MS) + STOP_MARGIN_MS, bounds);
+    return this.remembered(
+      this.change('stop', args, (graceMs ?? UNSET_GRACE_MS) + STOP_MARGIN_MS, bounds),
+    );
   }
 
   getJob(id: string, bounds: CallBounds = UNBOUNDED): Promise<JobRecord> {
-    return this.read('get', { id }, bounds);
+    return this.remembered(this.read('get', { id }, bounds));
   }
 
-  /** Whose a job is (for authorization): cheaper than getJob while the job runs. */
+  /**
+   * Whose a job is (for authorization): known at once for a job an answer named before (its
+   * start, a get, a listing), else asked for (cheaper than getJob while the job runs).
+   */
   async jobOwner(id: string, bounds: CallBounds = UNBOUNDED): Promise<string> {
-    return (await this.read('owner', { id }, bounds)).owner;
+    const known = this.owners.get(id);
+    if (known !== undefined) return known;
+    const { owner } = await this.read('owner', { id }, bounds);
+    this.owners.remember(id, owner);
+    return owner;
   }
 
-  listJobs(args: ListArgs = {}, bounds: CallBounds = UNBOUNDED): Promise<ListResult> {
-    return this.read('list', args, bounds);
+  async listJobs(args: ListArgs = {}, bounds: CallBounds = UNBOUNDED): Promise<ListResult> {
+    const listed = await this.read('list', args, bounds);
+    for (const job of listed.jobs) this.owners.remember(job.id, job.owner);
+    return listed;
   }
 
   /**
@@ -198,6 +212,13 @@ export class ExecutorClient {
       signal?.removeEventListener('abort', abort);
       output.close();
     }
+  }
+
+  /** A job record's owner, remembered as the record passes. */
+  private async remembered(answer: Promise<JobRecord>): Promise<JobRecord> {
+    const record = await answer;
+    this.owners.remember(record.id, record.owner);
+    return record;
   }
 
   /** Closes every connection; calls in flight fail with unavailable. */

@@ -337,3 +337,40 @@ quotas(
 );
 
 quotas.run();
+
+const owners = suite<{ stack: Stack }>('job owners');
+owners.before(async (context) => {
+  // The executor logs each request it receives (op and connection).
+  context.stack = await startStack({}, { logLevel: 'debug' });
+});
+owners.after(async ({ stack }) => {
+  await stack.close();
+});
+
+owners(
+  "a user naming a job the API has seen costs no owner lookup, and still not another's",
+  async ({ stack }) => {
+    const [alice, bob] = [await stack.client('alice'), await stack.client('bob')];
+    const job = await start(alice, { argv: ['sh', '-c', 'echo hi; sleep 300'] });
+    const logged = stack.executor.log().length;
+    assert.is((await get(alice, job.id)).owner, 'alice');
+    assert.is(await codeOf(get(bob, job.id)), status.NOT_FOUND);
+    assert.is(await codeOf(stop(bob, job.id)), status.NOT_FOUND);
+    const stopped = stop(alice, job.id);
+    const watched = await watch(alice, job.id);
+    assert.is(watched.text, 'hi\n');
+    assert.is((await stopped).owner, 'alice');
+    const ops = stack.executor
+      .log()
+      .slice(logged)
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { msg: string; op?: string })
+      .filter((line) => line.msg === 'request')
+      .map((line) => line.op);
+    // Its start named the job's owner: only the calls themselves reach the executor.
+    assert.equal(ops.sort(), ['get', 'read-output', 'stop'], JSON.stringify(ops));
+  },
+);
+
+owners.run();
