@@ -2,7 +2,9 @@
 // handlers (startJob ↔ answerStartJob). Unary calls share a small pool of connections, each kept
 // below the executor's per-connection limit, and are shared fairly between identities
 // (fair-admission.ts): one identity's burst waits behind itself. Each output stream has a
-// connection of its own, so a slow watcher only ever holds back itself; health probes have one.
+// connection of its own while it runs, so a slow watcher only ever holds back itself (a stream
+// that ended cleanly leaves its connection for the next: output-connections.ts); health probes
+// have one.
 //
 // Every call is bounded in time: a read (get, list) waits until the client's deadline or this
 // server's maximum, whichever comes first, and stops waiting when the client goes away. A start
@@ -27,6 +29,7 @@ import { ChunkCollector, ExecutorOutput } from './executor-output.ts';
 import type { OutputCollector, OutputEvent } from './executor-output.ts';
 import { FairAdmission } from './fair-admission.ts';
 import { KnownOwners } from './known-owners.ts';
+import { OutputConnections } from './output-connections.ts';
 import type { AdmissionLimits } from './fair-admission.ts';
 import { ExecutorConnection, notInTime, unavailable } from './executor-connection.ts';
 import type { RequestOptions } from './executor-connection.ts';
@@ -79,6 +82,8 @@ export class ExecutorClient {
   private stalled = false;
   /** Open output streams, ended when the executor stops answering. */
   private readonly outputs = new Set<ExecutorOutput<unknown>>();
+  /** Connections for output streams, kept between streams. */
+  private readonly outputConnections: OutputConnections;
   /** Owners of the jobs the executor's answers named. */
   private readonly owners = new KnownOwners();
 
@@ -86,6 +91,7 @@ export class ExecutorClient {
     this.socketPath = socketPath;
     this.pool = Array.from({ length: POOL_CONNECTIONS }, () => new ExecutorConnection(socketPath));
     this.probes = new ExecutorConnection(socketPath);
+    this.outputConnections = new OutputConnections(socketPath);
   }
 
   /** False while the executor accepts requests but does not answer them. */
@@ -176,6 +182,7 @@ export class ExecutorClient {
     if (this.stalled) throw this.notAnswering();
     const output: ExecutorOutput<T> = await ExecutorOutput.open(
       this.socketPath,
+      this.outputConnections,
       id,
       offset,
       collector,
@@ -225,6 +232,7 @@ export class ExecutorClient {
   close(): void {
     for (const connection of this.pool) connection.close();
     this.probes.close();
+    this.outputConnections.close();
   }
 
   private notAnswering(): JobError {

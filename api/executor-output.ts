@@ -1,25 +1,21 @@
-// One read-output stream from the executor, on a connection of its own: the job's output from an
-// offset, then one end event. Each chunk goes to a collector as it arrives (which copies what it
-// keeps: reads go into one buffer shared by every stream, and a frame that lies whole in a read
-// is decoded where it lies). Past QUEUE_BYTES collected, the socket is paused: back-pressure to
+// One read-output stream from the executor, on a connection of its own while it runs (taken from,
+// and given back to, output-connections.ts): the job's output from an offset, then one end
+// event. Each chunk goes to a collector as it arrives (which copies what it keeps: reads go into
+// one buffer shared by every stream, and a frame that lies whole in a read is decoded where it
+// lies). Past QUEUE_BYTES collected, the socket is paused: back-pressure to
 // the executor. The consumer takes everything collected at once, once there is enough for a
 // large message, or the stream has been quiet for QUIET_MS (so a live job's output is passed on
 // at once, a stored job's in large batches).
-import type net from 'node:net';
 import type { OutputChunk, OutputEnd, Reply } from '../shared/executor-protocol.ts';
 import type { JobError } from '../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../shared/framing.ts';
-import { connect, fromWire, unavailable } from './executor-connection.ts';
+import { fromWire, unavailable } from './executor-connection.ts';
+import type { OutputConnection, OutputConnections } from './output-connections.ts';
 
 /** Output bytes collected before the socket is paused. */
 const QUEUE_BYTES = 2 * 1024 * 1024;
 /** A stream that sent nothing for this long has nothing more right now: take what there is. */
 const QUIET_MS = 1;
-/**
- * Every stream reads into this one buffer: a read is handled (and what is kept, copied) before
- * the next read of any socket, so one buffer serves all, and no read allocates.
- */
-const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 /** Where a stream's chunks go as they arrive. */
 export interface OutputCollector<T> {
@@ -61,8 +57,10 @@ export class ChunkCollector implements OutputCollector<OutputEvent> {
 
 export class ExecutorOutput<T> {
   private readonly socketPath: string;
-  private readonly socket: net.Socket;
+  private readonly connections: OutputConnections;
+  private readonly connection: OutputConnection;
   private readonly collector: OutputCollector<T>;
+  private readonly onClosed: () => void;
   private readonly decoder = new FrameDecoder();
   private end: OutputEnd | null = null;
   private failure: JobError | null = null;
@@ -72,42 +70,54 @@ export class ExecutorOutput<T> {
 
   private constructor(
     socketPath: string,
-    socket: net.Socket,
+    connections: OutputConnections,
+    connection: OutputConnection,
     collector: OutputCollector<T>,
     onClosed: () => void,
   ) {
     this.socketPath = socketPath;
-    this.socket = socket;
+    this.connections = connections;
+    this.connection = connection;
     this.collector = collector;
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      this.failure ??= unavailable(socketPath, error.code ?? error.message);
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.notify();
-      onClosed();
-    });
+    this.onClosed = onClosed;
+    connection.receive = (data) => this.receive(data);
+    connection.socket.on('error', this.onSocketError);
+    connection.socket.on('close', this.onSocketClose);
   }
 
-  /** Opens the stream; `onClosed` is called once its connection has closed. */
+  /**
+   * Opens the stream on a connection from `connections`; `onClosed` is called once the stream
+   * has let go of it (closed, or given back).
+   */
   static async open<T>(
     socketPath: string,
+    connections: OutputConnections,
     id: string,
     offset: number,
     collector: OutputCollector<T>,
     onClosed: () => void,
   ): Promise<ExecutorOutput<T>> {
-    // Nothing arrives before the request below is sent, so `output` is set by the first read.
-    let output: ExecutorOutput<T> | null = null;
-    const socket = await connect(socketPath, {
-      buffer: READ_BUFFER,
-      callback: (length, buffer) =>
-        output?.receive(Buffer.from(buffer.buffer, buffer.byteOffset, length)) ?? false,
-    });
-    output = new ExecutorOutput(socketPath, socket, collector, onClosed);
-    socket.write(encodeFrame({ id: 1, op: 'read-output', args: { id, offset } }));
+    const connection = await connections.take();
+    const output = new ExecutorOutput(socketPath, connections, connection, collector, onClosed);
+    connection.socket.write(
+      encodeFrame({ id: connection.nextRequestId(), op: 'read-output', args: { id, offset } }),
+    );
     return output;
   }
+
+  private get socket() {
+    return this.connection.socket;
+  }
+
+  private readonly onSocketError = (error: NodeJS.ErrnoException) => {
+    this.failure ??= unavailable(this.socketPath, error.code ?? error.message);
+  };
+
+  private readonly onSocketClose = () => {
+    this.closed = true;
+    this.notify();
+    this.onClosed();
+  };
 
   /**
    * Everything collected so far, once it is at least `enough` bytes of output, or the end came,
@@ -148,9 +158,26 @@ export class ExecutorOutput<T> {
     this.socket.destroy();
   }
 
+  /**
+   * Lets go of the stream: its connection goes back to be used again when the stream ended
+   * cleanly (its end came, nothing failed, no frame half read), else it is closed.
+   */
   close(): void {
+    if (this.closed) return;
+    const clean =
+      this.end !== null &&
+      this.failure === null &&
+      this.decoder.pendingBytes === 0 &&
+      !this.socket.destroyed;
     this.closed = true;
-    this.socket.destroy();
+    if (clean) {
+      this.socket.off('error', this.onSocketError);
+      this.socket.off('close', this.onSocketClose);
+      this.connections.give(this.connection);
+      this.onClosed();
+    } else {
+      this.socket.destroy();
+    }
     this.notify();
   }
 

@@ -16,7 +16,8 @@ import type { Stack } from './api-kit.ts';
 
 const streaming = suite<{ stack: Stack; ada: JobServiceClient }>('output streaming');
 streaming.before(async (context) => {
-  context.stack = await startStack({ maxWatchers: 100 });
+  // The executor logs each request it receives (op and connection).
+  context.stack = await startStack({ maxWatchers: 100 }, { logLevel: 'debug' });
   context.ada = await context.stack.client('ada');
 });
 streaming.after(async ({ stack }) => {
@@ -30,6 +31,17 @@ const getJob = (client: JobServiceClient, id: string) =>
 function executorConnections(stack: Stack): number {
   const out = execFileSync('ss', ['-xH', 'state', 'connected'], { encoding: 'utf8' });
   return out.split('\n').filter((line) => line.includes(stack.executor.socketPath)).length;
+}
+
+/** The connection of each read-output request the executor has received so far. */
+function readOutputRequests(stack: Stack): number[] {
+  return stack.executor
+    .log()
+    .split('\n')
+    .filter((line) => line.startsWith('{"') && line.includes('"msg":"request"'))
+    .map((line) => JSON.parse(line) as { op?: string; connection?: number })
+    .filter((request) => request.op === 'read-output')
+    .map((request) => request.connection ?? -1);
 }
 
 streaming(
@@ -138,12 +150,16 @@ streaming(
     });
     await sleep(100);
     const before = executorConnections(stack);
+    const readsBefore = readOutputRequests(stack).length;
     const calls = [0, 1, 2].map(() => ada.watchJobOutput({ id: job.id, offset: 0 }));
     for (const call of calls) {
       call.on('error', () => undefined); // cancelled below
       await new Promise((resolve) => call.once('data', resolve));
     }
-    assert.is(executorConnections(stack), before + 1);
+    assert.is(readOutputRequests(stack).length - readsBefore, 1, 'one executor stream for all');
+    // Its connection is a new one, or one an earlier stream left idle.
+    const during = executorConnections(stack);
+    assert.ok(during - before <= 1, `${during - before} more connections`);
     const settled = async (expected: number) => {
       const deadline = Date.now() + 3000;
       while (executorConnections(stack) !== expected && Date.now() < deadline) await sleep(20);
@@ -151,10 +167,30 @@ streaming(
     };
     calls[0]?.cancel();
     calls[1]?.cancel();
-    assert.is(await settled(before + 1), before + 1, 'the third watcher still reads');
+    assert.is(await settled(during), during, 'the third watcher still reads');
     calls[2]?.cancel();
-    assert.is(await settled(before), before);
+    // A stream given up midway closes its connection: nothing half read is used again.
+    assert.is(await settled(during - 1), during - 1);
     await unary(ada, 'stopJob', { id: job.id });
+  },
+);
+
+streaming(
+  'a stream that ended leaves its executor connection to the next: watches one after another open none',
+  async ({ stack, ada }) => {
+    const job = await start(ada, { argv: ['sh', '-c', 'seq 1 20000'] });
+    const first = await watch(ada, job.id); // to its end, leaving its connection idle
+    const before = executorConnections(stack);
+    const readsBefore = readOutputRequests(stack).length;
+    for (let i = 0; i < 5; i += 1) {
+      const again = await watch(ada, job.id);
+      assert.is(again.text, first.text);
+      const resumed = await watch(ada, job.id, 100_000);
+      assert.is(resumed.text, first.text.slice(100_000));
+    }
+    assert.is(executorConnections(stack), before, 'no new connection to the executor');
+    const used = new Set(readOutputRequests(stack).slice(readsBefore));
+    assert.is(used.size, 1, `ten streams, one after another, on ${used.size} connections`);
   },
 );
 
