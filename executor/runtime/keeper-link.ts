@@ -178,6 +178,11 @@ export class KeeperLink {
    * that sends none, an older one: then the file says it).
    */
   readonly closed: Promise<{ ended: boolean; status: string | null }>;
+  /**
+   * The same, as soon as the keeper has said the job ended (its exit, and so the channel's close,
+   * follows): or when the channel closed without that.
+   */
+  readonly done: Promise<{ ended: boolean; status: string | null }>;
   /** Called with each size notice after watch(). */
   onSize: ((bytes: number, truncated: boolean) => void) | null = null;
 
@@ -190,6 +195,8 @@ export class KeeperLink {
     let resolveIdentity!: (identity: KeeperIdentity) => void;
     let resolveJob!: (job: { uid: number; initPid: number }) => void;
     let resolveStart!: (result: StartResult) => void;
+    let resolveDone!: (done: { ended: boolean; status: string | null }) => void;
+    this.done = new Promise((resolve) => (resolveDone = resolve));
     this.identity = new Promise((resolve) => (resolveIdentity = resolve));
     this.job = new Promise((resolve) => (resolveJob = resolve));
     this.started = new Promise((resolve) => (resolveStart = resolve));
@@ -226,6 +233,7 @@ export class KeeperLink {
             break;
           case 'ended':
             ended = true;
+            resolveDone({ ended, status });
             break;
           default:
             this.logger.warn({ line: kind }, 'unexpected line from a job keeper');
@@ -247,6 +255,7 @@ export class KeeperLink {
         resolveIdentity({ pid: 0, startTime: '' });
         resolveJob({ uid: 0, initPid: 0 });
         resolve({ ended, status: ended ? status : null });
+        resolveDone({ ended, status: ended ? status : null });
       });
     });
   }

@@ -168,7 +168,8 @@ export class RunningJob {
     link: KeeperLink,
     startFailure: StartResult | null,
   ): Promise<JobRecord> {
-    const { status } = await link.closed;
+    // From the keeper's word that the job ended, not its exit after: the status came with it.
+    const { status } = await link.done;
     clearTimeout(this.watchdog);
     if (this.detached) return new Promise<JobRecord>(() => undefined); // another executor's now
     this.finishing = true;
