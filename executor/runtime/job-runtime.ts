@@ -35,6 +35,11 @@ import { RunningJob } from './running-job.ts';
 import { findImageMaker, loopDevicesUnder, makeStorageImage } from './storage-image.ts';
 import { UidPool } from './uid-pool.ts';
 
+/**
+ * How long a drain or close waits for starts under way: a start's own bound (its keeper's
+ * setup), and a margin.
+ */
+const STARTS_SETTLE_MS = 35_000;
 /** How often ended jobs are checked against the retention policy (also after every job). */
 const RETENTION_INTERVAL_MS = 60_000;
 const RETENTION_COALESCE_MS = 500;
@@ -139,6 +144,8 @@ export class JobRuntime {
   private imageMaker: Promise<string> | null = null;
   /** Starts between their cap check and their entry in `jobs`: the running-job cap counts them. */
   private starting = 0;
+  /** Starts not yet settled (started or failed), each resolving when it has. */
+  private readonly startsUnderWay = new Set<Promise<void>>();
   /** Jobs starting or running, per owner: what a per-owner quota counts. */
   private readonly activeByOwner = new Map<string, number>();
   private closing = false;
@@ -314,7 +321,33 @@ export class JobRuntime {
    * program was exec'd. A program that cannot be exec'd throws start-failed (the job is recorded,
    * FAILED with reason start-failed, details.jobId names it).
    */
-  async start({
+  start(request: StartRequest): Promise<JobRecord> {
+    if (this.closing)
+      return Promise.reject(new JobError('failed-precondition', 'the executor is shutting down'));
+    const started = this.startJob(request);
+    const underWay = started.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.startsUnderWay.add(underWay);
+    void underWay.then(() => this.startsUnderWay.delete(underWay));
+    return started;
+  }
+
+  /**
+   * Until the starts under way have started their jobs or failed (and cleaned up after
+   * themselves), at most STARTS_SETTLE_MS: a drain or close that came meanwhile then finds every
+   * job, and no half-made one.
+   */
+  private async startsSettled(): Promise<void> {
+    if (this.startsUnderWay.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, STARTS_SETTLE_MS)));
+    await Promise.race([Promise.all(this.startsUnderWay), late]);
+    clearTimeout(timer);
+  }
+
+  private async startJob({
     spec,
     owner,
     quota,
@@ -322,7 +355,6 @@ export class JobRuntime {
     storageKind,
     timeoutMs,
   }: StartRequest): Promise<JobRecord> {
-    if (this.closing) throw new JobError('failed-precondition', 'the executor is shutting down');
     // The caps are taken before the first await: concurrent starts cannot all pass the checks.
     const active = this.runningCount + this.starting;
     if (active >= this.config.maxRunningJobs) {
@@ -733,6 +765,7 @@ export class JobRuntime {
    */
   async drain(graceMs = this.config.stopGraceMs): Promise<void> {
     this.closing = true;
+    await this.startsSettled();
     const running = [...this.jobs.values()].flatMap((entry) =>
       entry.running ? [entry.running] : [],
     );
@@ -745,6 +778,7 @@ export class JobRuntime {
    */
   async close(): Promise<void> {
     this.closing = true;
+    await this.startsSettled();
     clearInterval(this.retentionTimer);
     this.retentionAfterEnd.cancel();
     this.store.close();

@@ -1,9 +1,10 @@
 // A start whose cgroups fail after its keeper was given the job: the keeper clones the job's init
 // while the cgroups are made, so their failure must end both before anything of the job runs,
-// and leave nothing behind, as a start that never began.
+// and leave nothing behind, as a start that never began. And a close that comes meanwhile waits
+// for the start to settle, then removes every cgroup of the executor's.
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -34,6 +35,8 @@ interface Failing {
   cgroup: JobCgroup | null;
   /** The job's init as the cgroup it was born into showed it, while the rest were made. */
   initPids: string[];
+  /** What the failure waits for, once the rest are made. */
+  gate: Promise<void>;
 }
 
 /** Makes every cgroup of a job, then fails as a refused limit would, once its init exists. */
@@ -54,6 +57,7 @@ function failingAfterTheInit(inner: CgroupDriver, seen: Failing): CgroupDriver {
           await making.makeTheRest();
           const born = making.cgroup.v2Dir;
           if (born !== undefined) seen.initPids = await processesOnceThere(born, 5_000);
+          await seen.gate;
           throw new JobError('invalid-argument', 'limits.pids: refused (by the test)');
         },
       };
@@ -61,14 +65,20 @@ function failingAfterTheInit(inner: CgroupDriver, seen: Failing): CgroupDriver {
   };
 }
 
-const failure = suite<{ t: TestRuntime; seen: Failing }>('cgroups failing after the keeper');
-failure.before(async (context) => {
-  context.seen = { cgroup: null, initPids: [] };
-  context.t = await openTestRuntime({}, (driver) => failingAfterTheInit(driver, context.seen));
-});
-failure.after(async ({ t }) => {
-  await t.close();
-});
+/** A suite whose runtime's cgroups fail as above. */
+function failingSuite(title: string) {
+  const failing = suite<{ t: TestRuntime; seen: Failing }>(title);
+  failing.before(async (context) => {
+    context.seen = { cgroup: null, initPids: [], gate: Promise.resolve() };
+    context.t = await openTestRuntime({}, (driver) => failingAfterTheInit(driver, context.seen));
+  });
+  failing.after(async ({ t }) => {
+    await t.close();
+  });
+  return failing;
+}
+
+const failure = failingSuite('cgroups failing after the keeper');
 
 failure('fail the start and leave no record, directory, cgroup or process', async ({ t, seen }) => {
   const error = await startJob(t.runtime, { argv: ['true'] }).then(
@@ -92,3 +102,30 @@ failure('fail the start and leave no record, directory, cgroup or process', asyn
 });
 
 failure.run();
+
+const closing = failingSuite('a close during a start');
+
+closing('waits for the start to settle, then removes every cgroup', async ({ t, seen }) => {
+  let open!: () => void;
+  seen.gate = new Promise((resolve) => (open = resolve));
+  const starting = startJob(t.runtime, { argv: ['true'] }).then(
+    () => null,
+    (caught: unknown) => caught,
+  );
+  while (seen.initPids.length === 0 && seen.cgroup?.v2Dir !== undefined) await sleep(5);
+  let closed = false;
+  const closingNow = t.runtime.close().then(() => (closed = true));
+  await sleep(100);
+  assert.not.ok(closed, 'the close waits for the start under way');
+  open();
+  assert.instance(await starting, JobError);
+  await closingNow;
+  const { cgroup } = seen;
+  assert.ok(cgroup);
+  for (const dir of cgroup.joinDirs) {
+    assert.not.ok(existsSync(dir), `${dir} is removed`);
+    assert.not.ok(existsSync(dirname(dir)), `the executor's ${dirname(dir)} is removed`);
+  }
+});
+
+closing.run();
