@@ -9,7 +9,7 @@ import { MAX_REQUEST_ID } from '../shared/executor-protocol.ts';
 import { connect } from './executor-connection.ts';
 
 /** Idle connections kept; more are closed as their streams end. */
-export const MAX_IDLE = 8;
+const MAX_IDLE = 8;
 /**
  * Every connection reads into this one buffer: a read is handled (and what is kept, copied)
  * before the next read of any socket, so one buffer serves all, and no read allocates.
@@ -46,9 +46,13 @@ export class OutputConnection {
   }
 }
 
+/** An idle connection's errors need no handling: its 'close' follows, and lets it go. */
+function ignore(): void {}
+
 export class OutputConnections {
   private readonly socketPath: string;
-  private readonly idle = new Set<OutputConnection>();
+  /** Idle connections, each with the 'close' listener that forgets it. */
+  private readonly idle = new Map<OutputConnection, () => void>();
   private closed = false;
 
   constructor(socketPath: string) {
@@ -57,11 +61,11 @@ export class OutputConnections {
 
   /** An idle connection, else a new one. */
   async take(): Promise<OutputConnection> {
-    for (const connection of this.idle) {
+    for (const [connection, forget] of this.idle) {
       this.idle.delete(connection);
       const { socket } = connection;
-      socket.removeAllListeners('close');
-      socket.removeAllListeners('error');
+      socket.off('close', forget);
+      socket.off('error', ignore);
       if (socket.destroyed || socket.readyState !== 'open') {
         socket.destroy();
         continue;
@@ -84,22 +88,18 @@ export class OutputConnections {
       socket.destroy();
       return false;
     };
-    socket.on('error', () => undefined); // 'close' follows
-    socket.on('close', () => this.idle.delete(connection));
+    const forget = () => this.idle.delete(connection);
+    socket.on('error', ignore);
+    socket.on('close', forget);
     socket.resume();
     socket.unref(); // an idle connection keeps no process alive
-    this.idle.add(connection);
+    this.idle.set(connection, forget);
   }
 
   /** Closes the idle connections; later ones are closed as they are given back. */
   close(): void {
     this.closed = true;
-    for (const connection of this.idle) connection.socket.destroy();
+    for (const connection of this.idle.keys()) connection.socket.destroy();
     this.idle.clear();
-  }
-
-  /** Connections waiting for a stream (for the tests). */
-  get idleCount(): number {
-    return this.idle.size;
   }
 }

@@ -254,8 +254,9 @@ export class KeeperLink {
         });
         resolveIdentity({ pid: 0, startTime: '' });
         resolveJob({ uid: 0, initPid: 0 });
-        resolve({ ended, status: ended ? status : null });
-        resolveDone({ ended, status: ended ? status : null });
+        const outcome = { ended, status: ended ? status : null };
+        resolve(outcome);
+        resolveDone(outcome);
       });
     });
   }
