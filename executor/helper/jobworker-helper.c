@@ -9,9 +9,11 @@
  *
  * Four processes:
  *
- *   launcher  (root, one per executor, its child; `jobworker-helper launcher <socket>`)
- *      │    forks a keeper for each connection to <socket>, so that no job start pays for a
- *      │    spawn from the executor's large Node process; ends with the executor, keepers do not
+ *   launcher  (root, one per executor, its child; `jobworker-helper launcher <socket> <mask>*`)
+ *      │    builds the jobs' view template (a mount namespace it holds open, built anew after the
+ *      │    host's mounts or top-level entries change) and forks a keeper for each connection to
+ *      │    <socket>, so that no job start pays for a spawn from the executor's large Node
+ *      │    process or for building the view; ends with the executor, keepers do not
  *   keeper  (host PID namespace, root, its own session, outside the job's cgroups)
  *      │    owns the job for its whole life, whether or not an executor is running: holds the
  *      │    read ends of the job's stdout and stderr pipes and appends what arrives to the
@@ -20,16 +22,17 @@
  *      │    timeout, carries out stops, and records the job's end in a status file. Serves the
  *      │    executor that started it on fd 3 and any later one on keeper.sock.
  *      └─ init  (PID 1 of new PID, mount, network, UTS and IPC namespaces, cloned into the
- *           │   job's v2 cgroup) moves itself into the job's v1 cgroups, builds the job's
- *           │   filesystem view, sets the hostname, brings up loopback, waits for the keeper's
+ *           │   job's v2 cgroup) moves itself into the job's v1 cgroups, makes its mount
+ *           │   namespace a copy of the view template and mounts the job's own filesystems on
+ *           │   it, sets the hostname, brings up loopback, waits for the keeper's
  *           │   go (the job's record is on disk), forks the job, forwards signals to its
  *           │   process group, reaps every orphan, exits with the job's status (the kernel then
  *           │   kills whatever is left in the namespace). Dies with the keeper.
  *           └─ job  born inside the job's cgroups; drops every privilege, installs the seccomp
  *                   filter, execs.
  *
- * The job's directory (the spec's job-dir, root-only; fd 4 in the keeper) holds what the keeper
- * writes:
+ * The job's directory (the spec's job-dir, root-only; fd 4 in the keeper, whose fd 5 is the view
+ * template until the init is cloned) holds what the keeper writes:
  *   output.bin     stdout and stderr bytes in order of arrival (clients' offsets are into this)
  *   output.idx     8-byte big-endian entries (run start offset << 1 | 0 stdout, 1 stderr),
  *                  each written before its run's bytes: no byte is ever on disk without its tag
@@ -40,13 +43,14 @@
  *   keeper.status  written once, atomically, when the job has ended (see write_status)
  *
  * Protocol. The launcher, on its fd 3 (a socket from the executor that started it):
- *   launcher → executor  "ready" once it listens | "start-error <errno> <stage>", then exits
+ *   launcher → executor  "ready" once its view template is built and it listens
+ *                        | "start-error <errno> <stage>", then exits
  * Start, on a keeper's fd 3 (the executor's connection to the launcher's socket):
  *   keeper → executor  "keeper <pid> <start time>"       (start time: /proc/<pid>/stat field 22)
  *   executor → keeper  u32 big-endian length, then NUL-terminated "key\0value\0" pairs (keys:
  *                      job-dir uid gid hostname storage storage-bytes storage-inodes storage-image
  *                      cwd tmp-size output-max timeout-ms timeout-grace-ms nofile record cgroup2
- *                      cgroup* mask* arg* env*; the storage keys under "The job's own
+ *                      cgroup* arg* env*; the storage keys under "The job's own
  *                      filesystem")
  *   executor → keeper  "ready": the job's cgroups (all but cgroup2, which exists before the
  *                      spec is sent) are made; the keeper clones the init meanwhile, and the
@@ -87,6 +91,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -107,6 +112,8 @@
 /* The executor's word, after the spec, that the job's cgroups are all there to join. */
 #define CGROUPS_READY "ready\n"
 #define JOB_DIR_FD 4
+/* The launcher's view template (a mount namespace), in each keeper and its init. */
+#define VIEW_TEMPLATE_FD 5
 /* Room for the largest argv and environment twice over: once as strings, once in the record,
  * where JSON may spell a byte in six. */
 #define MAX_SPEC_BYTES (4u << 20)
@@ -158,8 +165,6 @@ struct spec {
     bool cgroup2_by_move;            /* ... or, where clone3 is refused, moves itself there */
     const char **cgroups;            /* the job's other (v1) cgroups: the init joins them */
     size_t n_cgroups;
-    const char **masks;
-    size_t n_masks;
     char **argv;
     size_t argc;
     char **envp;
@@ -307,10 +312,9 @@ static void read_spec(struct spec *s)
     /* Every list is at most the number of strings, which is at most len / 2 pairs. */
     size_t max_items = len / 2 + 1;
     s->cgroups = calloc(max_items, sizeof *s->cgroups);
-    s->masks = calloc(max_items, sizeof *s->masks);
     s->argv = calloc(max_items + 1, sizeof *s->argv);
     s->envp = calloc(max_items + 1, sizeof *s->envp);
-    if (!s->cgroups || !s->masks || !s->argv || !s->envp)
+    if (!s->cgroups || !s->argv || !s->envp)
         fail(ENOMEM, "spec lists");
 
     bool has_output_max = false;
@@ -359,8 +363,6 @@ static void read_spec(struct spec *s)
             s->cgroups[s->n_cgroups++] = value;
         else if (strcmp(key, "cgroup2") == 0)
             s->cgroup2 = value;
-        else if (strcmp(key, "mask") == 0)
-            s->masks[s->n_masks++] = value;
         else if (strcmp(key, "arg") == 0)
             s->argv[s->argc++] = value;
         else if (strcmp(key, "env") == 0)
@@ -403,9 +405,6 @@ static void read_spec(struct spec *s)
             fail(EINVAL, "spec cgroup %s", s->cgroups[i]);
     if (s->cgroup2 && !is_absolute_clean_path(s->cgroup2))
         fail(EINVAL, "spec cgroup2 %s", s->cgroup2);
-    for (size_t i = 0; i < s->n_masks; i++)
-        if (!is_absolute_clean_path(s->masks[i]))
-            fail(EINVAL, "spec mask %s", s->masks[i]);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1068,8 +1067,9 @@ __attribute__((noreturn)) static void keep(struct keeper *k)
  * init moves itself into that cgroup too. */
 static pid_t clone_init(struct spec *s)
 {
-    const unsigned long long namespaces =
-        CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
+    /* No CLONE_NEWNS: the init makes its mount namespace a copy of the view template's, not
+     * of the host's (build_filesystem). */
+    const unsigned long long namespaces = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
     int cgroup_fd = -1;
     if (s->cgroup2) {
         cgroup_fd = open(s->cgroup2, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1093,8 +1093,8 @@ static pid_t clone_init(struct spec *s)
     return init;
 }
 
-/* The init keeps only what it needs: the job's pipes' write ends and its two report pipes.
- * Everything else of the keeper's (output files, sockets, timers) is closed in it. */
+/* The init keeps only what it needs: the job's pipes' write ends, its two report pipes, the go
+ * pipe and the view template. Everything else of the keeper's (output files, sockets, timers) is closed in it. */
 static void close_all_but(const int *keep, size_t n)
 {
     int last = STDERR_FILENO;
@@ -1178,11 +1178,14 @@ __attribute__((noreturn)) static void run_keeper(void)
 
     pid_t init = clone_init(&spec);
     if (init == 0) {
-        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]};
+        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0],
+                          VIEW_TEMPLATE_FD};
         close_all_but(keep_fds, sizeof keep_fds / sizeof *keep_fds);
         run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]);
     }
     close(go_pipe[0]);
+    /* The init has its copy; ours would only keep an outdated template's mounts alive. */
+    close(VIEW_TEMPLATE_FD);
     /* The init was cloned while the executor made the job's cgroups; once they are ready, the
      * init's first go: it joins them and sets the job up. An executor that gives up on the start
      * (its cgroups failed) closes the connection instead: the read fails, and the init, given
@@ -1254,8 +1257,9 @@ __attribute__((noreturn)) static void run_keeper(void)
 static char *launcher_arguments;
 static size_t launcher_arguments_bytes;
 
-/* One connection, one keeper: the child becomes the keeper with the connection as its fd 3. */
-static void launch_keeper(int listen_fd)
+/* One connection, one keeper: the child becomes the keeper with the connection as its fd 3 and
+ * the view template as VIEW_TEMPLATE_FD. */
+static void launch_keeper(int listen_fd, int view_template)
 {
     int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0) {
@@ -1279,9 +1283,13 @@ static void launch_keeper(int listen_fd)
         signal(SIGCHLD, SIG_DFL);
         memset(launcher_arguments, 0, launcher_arguments_bytes);
         memcpy(launcher_arguments, "keeper", sizeof "keeper");
-        if (dup3(conn, CONTROL_FD, O_CLOEXEC) < 0)
+        if (dup3(conn, CONTROL_FD, O_CLOEXEC) < 0 ||
+            (view_template != VIEW_TEMPLATE_FD &&
+             dup3(view_template, VIEW_TEMPLATE_FD, O_CLOEXEC) < 0))
             _exit(EXIT_HELPER_FAILED);
-        close_range(CONTROL_FD + 1, ~0u, 0);
+        close_range(VIEW_TEMPLATE_FD + 1, ~0u, 0);
+        /* JOB_DIR_FD's number is free: enter_job_dir's open takes it. */
+        close(JOB_DIR_FD);
         run_keeper();
     }
     /* The child has its copy; if the fork failed, the executor sees its connection close
@@ -1289,15 +1297,51 @@ static void launch_keeper(int listen_fd)
     close(conn);
 }
 
-/* The executor starts this once, as `jobworker-helper launcher <socket>`, and asks it for every
- * job's keeper: forking this small process costs a fraction of what a spawn from the executor
- * did (a fork of a Node process of a hundred MiB, then an exec of the helper). It listens on
- * <socket>, in the executor's root-only state directory, and forks one keeper per connection,
- * which then serves that connection (the protocol at the top). fd 3 is its link to the executor:
- * "ready" once it listens, or the start error; when the executor closes it (stops, restarts,
- * crashes) the launcher ends, and the keepers, which are not its to keep, carry on without it.
- * It leaves the socket's file for the next executor, which may already have bound a new one. */
-__attribute__((noreturn)) static void run_launcher(const char *socket_path)
+static int make_view_template(char *const *masks, size_t n_masks, char *error, size_t size);
+
+/* What tells the launcher that its view template is out of date: /proc/self/mountinfo polls
+ * POLLPRI after any mount or unmount in the host's mount namespace (the launcher's), and an
+ * inotify watch on / reports top-level entries created, removed or renamed. (What is inside the
+ * bound directories needs nothing: binds show it live.) */
+struct host_watch {
+    int mountinfo;
+    int root;
+};
+
+static struct host_watch watch_host(void)
+{
+    struct host_watch w = {
+        .mountinfo = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC),
+        .root = inotify_init1(IN_NONBLOCK | IN_CLOEXEC),
+    };
+    if (w.mountinfo < 0 || w.root < 0 ||
+        inotify_add_watch(w.root, "/",
+                          IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR) < 0)
+        fail(errno, "watch the host's mounts and top-level entries");
+    return w;
+}
+
+/* Empties the inotify queue; its events say only "changed". */
+static void drain_root_events(int fd)
+{
+    char events[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    while (read(fd, events, sizeof events) > 0)
+        ;
+}
+
+/* The executor starts this once, as `jobworker-helper launcher <socket> [<mask>...]`, and asks it
+ * for every job's keeper: forking this small process costs a fraction of what a spawn from the
+ * executor did (a fork of a Node process of a hundred MiB, then an exec of the helper). It builds
+ * the view template (make_view_template; the masks are the executor's paths every job must not
+ * see), listens on <socket>, in the executor's root-only state directory, and forks one keeper
+ * per connection, which then serves that connection (the protocol at the top). Before a fork
+ * that follows a change of the host's mounts or top-level entries, it builds the template anew:
+ * a job sees the host as it was when its start came. fd 3 is its link to the executor: "ready"
+ * once it listens, or the start error; when the executor closes it (stops, restarts, crashes)
+ * the launcher ends, and the keepers, which are not its to keep, carry on without it. It leaves
+ * the socket's file for the next executor, which may already have bound a new one. */
+__attribute__((noreturn)) static void run_launcher(const char *socket_path, char *const *masks,
+                                                   size_t n_masks)
 {
     if (fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC) < 0) {
         fprintf(stderr, "jobworker-helper: no executor link on fd 3\n");
@@ -1314,6 +1358,19 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path)
     /* Keepers are reaped by the kernel: the launcher never waits for one. */
     signal(SIGCHLD, SIG_IGN);
     umask(077);
+    for (size_t i = 0; i < n_masks; i++)
+        if (!is_absolute_clean_path(masks[i]))
+            fail(EINVAL, "launcher mask %s", masks[i]);
+
+    /* Watched before the template is built: a change during the build makes the next fork
+     * build it again. */
+    struct host_watch host = watch_host();
+    char error[512];
+    int view_template = make_view_template(masks, n_masks, error, sizeof error);
+    if (view_template < 0) {
+        report(CONTROL_FD, "%s\n", error);
+        _exit(EXIT_START_FAILED);
+    }
 
     struct sockaddr_un address = {.sun_family = AF_UNIX};
     if (!is_absolute_clean_path(socket_path) || strlen(socket_path) >= sizeof address.sun_path)
@@ -1329,10 +1386,13 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path)
         fail(errno, "listen on the launcher socket");
     report(CONTROL_FD, "ready\n");
 
+    bool outdated = false;
     struct pollfd fds[] = {{.fd = CONTROL_FD, .events = POLLIN},
+                           {.fd = host.mountinfo, .events = POLLPRI},
+                           {.fd = host.root, .events = POLLIN},
                            {.fd = listen_fd, .events = POLLIN}};
     for (;;) {
-        if (poll(fds, 2, -1) < 0) {
+        if (poll(fds, sizeof fds / sizeof *fds, -1) < 0) {
             if (errno == EINTR)
                 continue;
             die_errno("launcher poll");
@@ -1340,18 +1400,36 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path)
         /* The executor never writes here: readable means it is gone. */
         if (fds[0].revents != 0)
             _exit(0);
+        /* Looked at before the connection: a mount made before a start is in its job's view. */
         if (fds[1].revents != 0)
-            launch_keeper(listen_fd);
+            outdated = true;
+        if (fds[2].revents != 0) {
+            drain_root_events(host.root);
+            outdated = true;
+        }
+        if (fds[3].revents == 0)
+            continue;
+        if (outdated) {
+            /* A template that can no longer be built (the executor's link hears nothing now)
+             * ends this launcher; the executor's next start starts another, which reports it. */
+            int fresh = make_view_template(masks, n_masks, error, sizeof error);
+            if (fresh < 0)
+                die_errno("rebuild the view template: %s", error);
+            close(view_template);
+            view_template = fresh;
+            outdated = false;
+        }
+        launch_keeper(listen_fd, view_template);
     }
 }
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "launcher") == 0) {
-        /* The kernel lays the arguments out one after another: argv[1] to the end of argv[2]. */
+    if (argc >= 3 && strcmp(argv[1], "launcher") == 0) {
+        /* The kernel lays the arguments out one after another: argv[1] to the end of the last. */
         launcher_arguments = argv[1];
-        launcher_arguments_bytes = (size_t)(argv[2] + strlen(argv[2]) + 1 - argv[1]);
-        run_launcher(argv[2]);
+        launcher_arguments_bytes = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[1]);
+        run_launcher(argv[2], argv + 3, (size_t)argc - 3);
     }
     fprintf(stderr, "jobworker-helper: started by the jobworker executor only\n");
     return EXIT_HELPER_FAILED;
@@ -1465,8 +1543,8 @@ static void build_dev(void)
         if (symlink(links[i][1], target) < 0)
             fail(errno, "symlink %s", target);
     }
+    /* Each job mounts its own /dev/shm here (build_filesystem). */
     xmkdir(NEW_ROOT "/dev/shm", 01777);
-    mount_tmpfs(NEW_ROOT "/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777,size=64m");
     if (mount(NULL, NEW_ROOT "/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
               NULL) < 0)
         fail(errno, "make /dev read-only");
@@ -1521,9 +1599,9 @@ static void mask(const char *path)
  * image in the job's own cgroup, so the IO throttles the executor set on that disk hold (through
  * the page cache, the loop device's writes would be written back by no one's cgroup), and nothing
  * is cached twice. Then the image is unlinked: it lives on only through the loop device, and its
- * space returns to the disk with the job's mount namespace. Runs before anything is mounted over
- * the host's paths, so the image's path resolves as the executor wrote it (a state directory
- * under NEW_ROOT included). Returns the loop device, open; its path is in `device`. */
+ * space returns to the disk with the job's mount namespace. Runs before the init enters the view
+ * template, so the image's path resolves as the executor wrote it. Returns the loop device,
+ * open; its path is in `device`. */
 static int attach_storage_image(const struct spec *s, char *device, size_t size)
 {
     int image = open(s->storage_image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -1569,62 +1647,71 @@ static int attach_storage_image(const struct spec *s, char *device, size_t size)
     }
 }
 
-/* Mounts the job's filesystem at NEW_ROOT JOB_DIR, owned by the job's uid, mode 0700, nosuid
- * and nodev. `device` is the attached loop device for disk storage. */
-static void mount_job_storage(const struct spec *s, const char *device)
+/* The job's filesystem at JOB_DIR, owned by the job's uid, mode 0700, nosuid and nodev. Disk
+ * storage arrives as `storage_mount`, a detached mount made while the init still saw the host's
+ * /dev (the job's /dev has no loop devices); memory storage is mounted here. */
+static void mount_job_storage(const struct spec *s, int storage_mount)
 {
     char options[160];
-    const char *target = NEW_ROOT JOB_DIR;
-    xmkdir(target, 0755);
     if (s->storage == STORAGE_MEMORY) {
         snprintf(options, sizeof options, "mode=0700,uid=%u,gid=%u,size=%llu,nr_inodes=%llu",
                  (unsigned)s->uid, (unsigned)s->gid, s->storage_bytes, s->storage_inodes);
-        mount_tmpfs(target, MS_NOSUID | MS_NODEV, options);
+        mount_tmpfs(JOB_DIR, MS_NOSUID | MS_NODEV, options);
         return;
     }
-    /* noinit_itable: the kernel would otherwise zero the unused inode tables in the background,
-     * disk writes charged to no job; the image's unwritten blocks read as zeros anyway. */
-    if (mount(device, target, "ext4", MS_NOSUID | MS_NODEV, "noinit_itable") < 0)
-        fail(errno, "storage: mount %s", device);
+    if (move_mount(storage_mount, "", AT_FDCWD, JOB_DIR, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        fail(errno, "storage: mount at %s", JOB_DIR);
+    close(storage_mount);
     /* mke2fs's lost+found serves only fsck, which never runs on a filesystem discarded whole. */
-    if (rmdir(NEW_ROOT JOB_DIR "/lost+found") < 0 && errno != ENOENT)
+    if (rmdir(JOB_DIR "/lost+found") < 0 && errno != ENOENT)
         fail(errno, "storage: remove lost+found");
-    if (chown(target, s->uid, s->gid) < 0 || chmod(target, 0700) < 0)
+    if (chown(JOB_DIR, s->uid, s->gid) < 0 || chmod(JOB_DIR, 0700) < 0)
         fail(errno, "storage: give %s to the job", JOB_DIR);
 }
 
-static void build_filesystem(const struct spec *s)
+/* The ext4 image on its loop device, as a mount not yet attached anywhere. noinit_itable: the
+ * kernel would otherwise zero the unused inode tables in the background, disk writes charged to
+ * no job; the image's unwritten blocks read as zeros anyway. */
+static int make_disk_storage(const struct spec *s)
 {
-    char options[96];
+    char device[32];
+    int loop = attach_storage_image(s, device, sizeof device);
+    int context = fsopen("ext4", FSOPEN_CLOEXEC);
+    if (context < 0 || fsconfig(context, FSCONFIG_SET_STRING, "source", device, 0) < 0 ||
+        fsconfig(context, FSCONFIG_SET_FLAG, "noinit_itable", NULL, 0) < 0 ||
+        fsconfig(context, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        fail(errno, "storage: mount %s", device);
+    int mounted = fsmount(context, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    if (mounted < 0)
+        fail(errno, "storage: mount %s", device);
+    close(context);
+    close(loop); /* the mount holds the device now; autoclear detaches it after the mount */
+    return mounted;
+}
+
+/* The view every job starts from, built once by the launcher (make_view_template) and copied
+ * into each job's mount namespace: a tmpfs root with the host's top-level directories and files
+ * bound read-only, symlinks copied, a minimal /dev, empty /proc, /sys, /tmp, /run and JOB_DIR
+ * for the job's own mounts, the `masks` hidden, the root read-only. Runs in a process of its
+ * own, in a new mount namespace, which the launcher keeps only as a descriptor. */
+static void build_view_template(char *const *masks, size_t n_masks)
+{
+    if (unshare(CLONE_NEWNS) < 0)
+        fail(errno, "new mount namespace");
     /* Nothing we mount from here on may propagate back to the host. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         fail(errno, "make mounts private");
-    char loop_device[32] = "";
-    int loop = s->storage == STORAGE_DISK
-                   ? attach_storage_image(s, loop_device, sizeof loop_device)
-                   : -1;
     mount_tmpfs(NEW_ROOT, MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096");
     bind_host_root();
     build_dev();
-
     xmkdir(NEW_ROOT "/proc", 0555);
-    if (mount("proc", NEW_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        fail(errno, "mount /proc");
     xmkdir(NEW_ROOT "/sys", 0555);
-    if (mount("sysfs", NEW_ROOT "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              NULL) < 0)
-        fail(errno, "mount /sys");
     xmkdir(NEW_ROOT "/tmp", 01777);
-    snprintf(options, sizeof options, "mode=1777,size=%llu", s->tmp_size);
-    mount_tmpfs(NEW_ROOT "/tmp", MS_NOSUID | MS_NODEV, options);
     xmkdir(NEW_ROOT "/run", 0755);
-    mount_tmpfs(NEW_ROOT "/run", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k");
-    mount_job_storage(s, loop_device);
-    if (loop >= 0)
-        close(loop); /* the mount holds the device now; autoclear detaches it after the mount */
+    xmkdir(NEW_ROOT JOB_DIR, 0755);
 
     /* pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves the
-     * host's root unreachable from the job (runc does the same). */
+     * host's root unreachable from the view (runc does the same). */
     if (chdir(NEW_ROOT) < 0)
         fail(errno, "chdir new root");
     if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -1634,10 +1721,91 @@ static void build_filesystem(const struct spec *s)
     if (chdir("/") < 0)
         fail(errno, "chdir /");
 
-    for (size_t i = 0; i < s->n_masks; i++)
-        mask(s->masks[i]);
+    /* After the pivot, so that each path resolves exactly as a job would resolve it. */
+    for (size_t i = 0; i < n_masks; i++)
+        mask(masks[i]);
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         fail(errno, "make / read-only");
+}
+
+/* Builds the view template in a child and returns its mount namespace, open; on failure, -1
+ * with the child's start-error line in `error`. */
+static int make_view_template(char *const *masks, size_t n_masks, char *error, size_t size)
+{
+    int link[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link) < 0) {
+        snprintf(error, size, "start-error %d view template channel", errno);
+        return -1;
+    }
+    pid_t builder = fork();
+    if (builder == 0) {
+        close(link[0]);
+        report_fd = link[1];
+        build_view_template(masks, n_masks);
+        report(link[1], "built\n");
+        /* Held until the launcher has opened our namespace: then it closes its end. */
+        char byte;
+        while (read(link[1], &byte, 1) < 0 && errno == EINTR)
+            ;
+        _exit(0);
+    }
+    close(link[1]);
+    int view = -1;
+    if (builder < 0) {
+        snprintf(error, size, "start-error %d fork the view template's builder", errno);
+    } else {
+        char line[512] = "";
+        size_t got = 0;
+        ssize_t n;
+        while (got < sizeof line - 1 && !memchr(line, '\n', got) &&
+               ((n = read(link[0], line + got, sizeof line - 1 - got)) > 0 ||
+                (n < 0 && errno == EINTR)))
+            got += n > 0 ? (size_t)n : 0;
+        line[got] = '\0';
+        line[strcspn(line, "\n")] = '\0';
+        if (strcmp(line, "built") == 0) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%d/ns/mnt", builder);
+            view = open(path, O_RDONLY | O_CLOEXEC);
+            if (view < 0)
+                snprintf(error, size, "start-error %d open the view template", errno);
+        } else {
+            snprintf(error, size, "%s", line[0] ? line : "start-error 0 view template builder died");
+        }
+    }
+    close(link[0]);
+    /* SIGCHLD is ignored in the launcher: the kernel reaps it; this only waits for its end. */
+    if (builder > 0)
+        while (waitpid(builder, NULL, 0) < 0 && errno == EINTR)
+            ;
+    return view;
+}
+
+/* The job's view: a copy of the template (fd VIEW_TEMPLATE_FD) with the job's own /proc (of its
+ * PID namespace), /sys (of its network namespace), /tmp, /run, /dev/shm and JOB_DIR mounted on
+ * it. The init enters the template only now: until here it saw the host's paths (its cgroups,
+ * a disk image and its loop device). */
+static void build_filesystem(const struct spec *s)
+{
+    char options[96];
+    int storage_mount = s->storage == STORAGE_DISK ? make_disk_storage(s) : -1;
+    if (setns(VIEW_TEMPLATE_FD, CLONE_NEWNS) < 0)
+        fail(errno, "enter the view template");
+    close(VIEW_TEMPLATE_FD);
+    /* A copy of our own: nothing mounted from here on reaches the template or another job. */
+    if (unshare(CLONE_NEWNS) < 0)
+        fail(errno, "copy the view template");
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        fail(errno, "mount /proc");
+    if (mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        fail(errno, "mount /sys");
+    snprintf(options, sizeof options, "mode=1777,size=%llu", s->tmp_size);
+    mount_tmpfs("/tmp", MS_NOSUID | MS_NODEV, options);
+    mount_tmpfs("/run", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k");
+    mount_tmpfs("/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777,size=64m");
+    mount_job_storage(s, storage_mount);
+    if (chdir("/") < 0)
+        fail(errno, "chdir /");
 }
 
 /* A new network namespace has only lo, and it is down. */

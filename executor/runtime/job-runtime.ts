@@ -138,7 +138,6 @@ export class JobRuntime {
   private readonly uids: UidPool;
   private readonly launcher: KeeperLauncher;
   private readonly jobs = new Map<string, JobEntry>();
-  private maskPaths: string[] = [];
   private ioDevices = new Map<StorageKind, Promise<BlockDevice[]>>();
   /** mke2fs, once found (disk storage was asked for); a rejection says why there is none. */
   private imageMaker: Promise<string> | null = null;
@@ -157,7 +156,7 @@ export class JobRuntime {
     RETENTION_COALESCE_MS,
   );
 
-  private constructor(parts: RuntimeParts) {
+  private constructor(parts: RuntimeParts, maskPaths: readonly string[]) {
     this.settings = parts.config;
     this.cgroups = parts.cgroups;
     this.logger = parts.logger;
@@ -166,6 +165,7 @@ export class JobRuntime {
     this.launcher = new KeeperLauncher(
       parts.config.helperPath,
       join(parts.config.stateDir, LAUNCHER_SOCKET),
+      maskPaths,
       parts.logger,
     );
   }
@@ -180,7 +180,14 @@ export class JobRuntime {
     const { config, clamped } = clampToHost(parts.config, await readHostCapacity());
     if (clamped.length > 0)
       parts.logger.warn({ clamped }, "configured limits above this host's capacity were clamped");
-    const runtime = new JobRuntime({ ...parts, config });
+    // Hidden inside every job: the executor's socket directory and configured paths (keys,
+    // config). Resolved here so that the launcher's view template masks what the job would
+    // really reach. The state directory needs no mask: it is root's alone (JobStore.init), so a
+    // job meets a permission error there, and its mount table does not name it.
+    const wanted = [dirname(config.socketPath), ...config.maskPaths];
+    const resolved = await Promise.all(wanted.map(existingRealPath));
+    const maskPaths = [...new Set(resolved.filter((path): path is string => path !== null))];
+    const runtime = new JobRuntime({ ...parts, config }, maskPaths);
     await runtime.store.init();
     const stored = await runtime.store.loadAll();
     const adopted = new Set<string>();
@@ -200,13 +207,6 @@ export class JobRuntime {
     if (swept.length > 0)
       parts.logger.warn({ jobs: swept }, 'killed and removed job cgroups of no live job');
     if (adopted.size > 0) parts.logger.info({ jobs: adopted.size }, 'took over running jobs');
-    // Hidden inside every job: the executor's socket directory and configured paths (keys,
-    // config). Resolved here so that the helper masks what the job would really reach. The state
-    // directory needs no mask: it is root's alone (JobStore.init), so a job meets a permission
-    // error there, and its mount table does not name it.
-    const wanted = [dirname(parts.config.socketPath), ...parts.config.maskPaths];
-    const resolved = await Promise.all(wanted.map(existingRealPath));
-    runtime.maskPaths = [...new Set(resolved.filter((path): path is string => path !== null))];
     await runtime.applyRetention();
     runtime.retentionTimer = setInterval(
       () => void runtime.applyRetention(),
@@ -450,7 +450,6 @@ export class JobRuntime {
           openFiles: this.config.jobOpenFiles,
           cgroupDirs: jobCgroup.joinDirs.filter((dir) => dir !== jobCgroup.v2Dir),
           cgroup2Dir: jobCgroup.v2Dir,
-          maskPaths: this.maskPaths,
           argv: spec.argv,
           env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
           record: JSON.stringify(record),

@@ -10,7 +10,10 @@ import type { Logger } from 'pino';
 import { checkTrustedExecutable } from '../trusted-executable.ts';
 import { parseStartError } from './keeper-link.ts';
 
-/** The launcher binds and listens at once; one that says nothing for this long is not working. */
+/**
+ * The launcher builds the jobs' view template and listens at once; one that says nothing for this
+ * long is not working.
+ */
 const READY_TIMEOUT_MS = 10_000;
 
 interface Running {
@@ -22,14 +25,24 @@ interface Running {
 export class KeeperLauncher {
   private readonly helperPath: string;
   private readonly socketPath: string;
+  private readonly maskPaths: readonly string[];
   private readonly logger: Logger;
   private running: Promise<Running> | null = null;
   private closed = false;
 
-  /** `socketPath` must be in a directory only root can write (the state directory). */
-  constructor(helperPath: string, socketPath: string, logger: Logger) {
+  /**
+   * `socketPath` must be in a directory only root can write (the state directory). `maskPaths`
+   * are hidden in every job's view (resolved, existing paths).
+   */
+  constructor(
+    helperPath: string,
+    socketPath: string,
+    maskPaths: readonly string[],
+    logger: Logger,
+  ) {
     this.helperPath = helperPath;
     this.socketPath = socketPath;
+    this.maskPaths = maskPaths;
     this.logger = logger;
   }
 
@@ -72,7 +85,7 @@ export class KeeperLauncher {
   private async start(): Promise<Running> {
     // Root is about to run it: it and every directory above it must still be root's alone.
     const helper = await checkTrustedExecutable(this.helperPath);
-    const child = spawn(helper, ['launcher', this.socketPath], {
+    const child = spawn(helper, ['launcher', this.socketPath, ...this.maskPaths], {
       // 0-2 /dev/null: keepers outlive us, so nothing of ours may be their stdio. 3 is the link.
       stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
       env: {},

@@ -33,7 +33,6 @@ export interface KeeperSpec {
   cgroupDirs: readonly string[];
   /** The job's cgroup v2 directory, which the init is cloned into; undefined without one. */
   cgroup2Dir: string | undefined;
-  maskPaths: readonly string[];
   argv: readonly string[];
   env: readonly string[];
   /**
@@ -127,7 +126,6 @@ function encodeSpec(jobDir: string, spec: KeeperSpec): Buffer {
     ['record', spec.record],
     ...spec.cgroupDirs.map((dir): [string, string] => ['cgroup', dir]),
     ...(spec.cgroup2Dir === undefined ? [] : [['cgroup2', spec.cgroup2Dir] as [string, string]]),
-    ...spec.maskPaths.map((path): [string, string] => ['mask', path]),
     ...spec.argv.map((arg): [string, string] => ['arg', arg]),
     ...spec.env.map((entry): [string, string] => ['env', entry]),
   ];

@@ -2,8 +2,18 @@
 import { hostname } from 'node:os';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { openTestRuntime, runToEnd, shell, TEST_PREFIX } from './executor-kit.ts';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import {
+  openTestRuntime,
+  runToEnd,
+  shell,
+  startJob,
+  stopJob,
+  TEST_PREFIX,
+} from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
 const isolation = suite<{ t: TestRuntime; keys: string }>('job isolation');
@@ -111,6 +121,59 @@ isolation(
     );
     assert.is(stdout.split('\n')[0], 'key-hidden');
     assert.match(stdout, /Permission denied/);
+  },
+);
+
+isolation(
+  "each job sees the host's mounts and top-level entries as they are at its start",
+  async ({ t }) => {
+    // Made after the executor and its launcher started (the first tests ran jobs already).
+    const mountPoint = await mkdtemp(`/var/tmp/${TEST_PREFIX}mount-`);
+    await chmod(mountPoint, 0o755);
+    const topLevel = `/${TEST_PREFIX}top-${randomBytes(4).toString('hex')}`;
+    const see = `cat ${mountPoint}/mounted 2>&1; touch ${mountPoint}/x 2>/dev/null && echo writable || echo read-only; ls -d ${topLevel} 2>&1`;
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'none', mountPoint]);
+      await writeFile(`${mountPoint}/mounted`, 'from the host\n');
+      await mkdir(topLevel);
+      const { stdout } = await shell(t.runtime, see);
+      assert.equal(stdout.trim().split('\n'), ['from the host', 'read-only', topLevel]);
+      execFileSync('umount', [mountPoint]);
+      await rm(topLevel, { recursive: true });
+      const after = await shell(t.runtime, see);
+      assert.match(after.stdout, /^cat: .*mounted: No such file or directory\n/, after.stdout);
+      assert.match(after.stdout, /ls: cannot access .*: No such file or directory\n$/);
+    } finally {
+      spawnSync('umount', [mountPoint]);
+      await rm(topLevel, { recursive: true, force: true });
+      await rm(mountPoint, { recursive: true, force: true });
+    }
+  },
+);
+
+isolation(
+  "neither a running job's keeper nor its init holds the launcher's view template",
+  async ({ t }) => {
+    const job = await startJob(t.runtime, { argv: ['sleep', '30'] });
+    try {
+      const keeper = readFileSync(`${t.config.stateDir}/jobs/${job.id}/keeper.id`, 'utf8');
+      const keeperPid = keeper.split(' ')[0] ?? '';
+      const init = readFileSync(`/proc/${keeperPid}/task/${keeperPid}/children`, 'utf8').trim();
+      assert.match(init, /^\d+$/, 'the keeper has one child, the init');
+      for (const pid of [keeperPid, init]) {
+        const held = readdirSync(`/proc/${pid}/fd`).map((fd) =>
+          readlinkSync(`/proc/${pid}/fd/${fd}`),
+        );
+        assert.equal(
+          held.filter((target) => target.startsWith('mnt:')),
+          [],
+          `${pid} holds ${held.join(' ')}`,
+        );
+      }
+    } finally {
+      await stopJob(t.runtime, job.id, 0);
+      await t.runtime.wait(job.id);
+    }
   },
 );
 

@@ -29,11 +29,14 @@ interface Launcher {
   exited: Promise<number | null>;
 }
 
-async function startLauncher(socketName = 'launcher.sock'): Promise<Launcher> {
+async function startLauncher(
+  socketName = 'launcher.sock',
+  maskPaths: string[] = [],
+): Promise<Launcher> {
   const dir = await mkdtemp(`/var/tmp/${TEST_PREFIX}`);
   const socketPath = join(dir, socketName);
   const child = trackChild(
-    spawn(EXECUTOR_DEFAULTS.helperPath, ['launcher', socketPath], {
+    spawn(EXECUTOR_DEFAULTS.helperPath, ['launcher', socketPath, ...maskPaths], {
       stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
       env: {},
     }),
@@ -236,6 +239,17 @@ launcher('a socket path it cannot use is a start error on its link', async () =>
   try {
     assert.match(l.said(), /^start-error 22 launcher socket path\n$/);
     assert.is(await l.exited, 1);
+  } finally {
+    await stopLauncher(l);
+  }
+});
+
+launcher('a mask path that is not absolute and clean is a start error naming it', async () => {
+  const l = await startLauncher('launcher.sock', ['/etc/../root']);
+  try {
+    assert.match(l.said(), /^start-error 22 launcher mask \/etc\/\.\.\/root\n$/);
+    assert.is(await l.exited, 1);
+    assert.not.ok(existsSync(l.socketPath), 'it never listened');
   } finally {
     await stopLauncher(l);
   }
