@@ -101,9 +101,9 @@ units(
     assert.is(cgroupOf(Number(main)), EXECUTOR_CGROUP);
     assert.is(readFileSync(`${EXECUTOR_CGROUP}/cgroup.subtree_control`, 'utf8').trim(), '');
     const executor = processStatus(main);
-    // CAP_SYS_ADMIN … CAP_NET_ADMIN, the unit's bounding set: 9 capabilities.
+    // CAP_SYS_ADMIN … CAP_SYS_CHROOT, the unit's bounding set: 10 capabilities.
     const bounding = BigInt(`0x${executor.CapBnd}`).toString(2).replaceAll('0', '').length;
-    assert.is(bounding, 9);
+    assert.is(bounding, 10);
   }),
 );
 
