@@ -11,9 +11,10 @@
  *
  *   launcher  (root, one per executor, its child; `jobworker-helper launcher <socket> <mask>*`)
  *      │    builds the jobs' view template (a mount namespace it holds open, built anew after the
- *      │    host's mounts or top-level entries change) and forks a keeper for each connection to
- *      │    <socket>, so that no job start pays for a spawn from the executor's large Node
- *      │    process or for building the view; ends with the executor, keepers do not
+ *      │    host's mounts or top-level entries change), makes a spare network namespace while
+ *      │    idle, and forks a keeper for each connection to <socket>, so that no job start pays
+ *      │    for a spawn from the executor's large Node process, for building the view or for
+ *      │    making a network namespace; ends with the executor, keepers do not
  *   keeper  (host PID namespace, root, its own session, outside the job's cgroups)
  *      │    owns the job for its whole life, whether or not an executor is running: holds the
  *      │    read ends of the job's stdout and stderr pipes and appends what arrives to the
@@ -32,7 +33,8 @@
  *                   filter, execs.
  *
  * The job's directory (the spec's job-dir, root-only; fd 4 in the keeper, whose fd 5 is the view
- * template until the init is cloned) holds what the keeper writes:
+ * template and fd 6 the spare network namespace, if any, until the init is cloned) holds what
+ * the keeper writes:
  *   output.bin     stdout and stderr bytes in order of arrival (clients' offsets are into this)
  *   output.idx     8-byte big-endian entries (run start offset << 1 | 0 stdout, 1 stderr),
  *                  each written before its run's bytes: no byte is ever on disk without its tag
@@ -114,6 +116,8 @@
 #define JOB_DIR_FD 4
 /* The launcher's view template (a mount namespace), in each keeper and its init. */
 #define VIEW_TEMPLATE_FD 5
+/* The launcher's spare network namespace, when it had one for this keeper (else closed). */
+#define SPARE_NETWORK_FD 6
 /* Room for the largest argv and environment twice over: once as strings, once in the record,
  * where JSON may spell a byte in six. */
 #define MAX_SPEC_BYTES (4u << 20)
@@ -163,6 +167,7 @@ struct spec {
     unsigned long long nofile;       /* RLIMIT_NOFILE of the job's processes */
     const char *cgroup2;             /* the job's cgroup v2 directory: the init is cloned into it */
     bool cgroup2_by_move;            /* ... or, where clone3 is refused, moves itself there */
+    bool network_given;              /* the launcher's spare network namespace is SPARE_NETWORK_FD */
     const char **cgroups;            /* the job's other (v1) cgroups: the init joins them */
     size_t n_cgroups;
     char **argv;
@@ -1068,8 +1073,10 @@ __attribute__((noreturn)) static void keep(struct keeper *k)
 static pid_t clone_init(struct spec *s)
 {
     /* No CLONE_NEWNS: the init makes its mount namespace a copy of the view template's, not
-     * of the host's (build_filesystem). */
-    const unsigned long long namespaces = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
+     * of the host's (build_filesystem). No CLONE_NEWNET when the launcher gave a spare network
+     * namespace: the init enters that one (run_init). */
+    const unsigned long long namespaces = CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
+                                          (s->network_given ? 0 : CLONE_NEWNET);
     int cgroup_fd = -1;
     if (s->cgroup2) {
         cgroup_fd = open(s->cgroup2, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1094,7 +1101,7 @@ static pid_t clone_init(struct spec *s)
 }
 
 /* The init keeps only what it needs: the job's pipes' write ends, its two report pipes, the go
- * pipe and the view template. Everything else of the keeper's (output files, sockets, timers) is closed in it. */
+ * pipe, the view template and the spare network namespace. Everything else of the keeper's (output files, sockets, timers) is closed in it. */
 static void close_all_but(const int *keep, size_t n)
 {
     int last = STDERR_FILENO;
@@ -1140,6 +1147,8 @@ static void enter_job_dir(const char *path)
  * executor's connection, 0-2 are /dev/null, nothing else is open. */
 __attribute__((noreturn)) static void run_keeper(void)
 {
+    /* Looked at before anything is opened here, which could take the number. */
+    bool network_given = fcntl(SPARE_NETWORK_FD, F_GETFD) >= 0;
     /* The keeper outlives the executor: no death signal from it, and a write to a connection
      * the executor dropped is an error to handle (EPIPE), not the keeper's end. */
     signal(SIGPIPE, SIG_IGN);
@@ -1176,16 +1185,20 @@ __attribute__((noreturn)) static void run_keeper(void)
         pipe2(go_pipe, O_CLOEXEC) < 0)
         fail(errno, "create status pipes");
 
+    spec.network_given = network_given;
     pid_t init = clone_init(&spec);
     if (init == 0) {
-        int keep_fds[] = {out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0],
-                          VIEW_TEMPLATE_FD};
-        close_all_but(keep_fds, sizeof keep_fds / sizeof *keep_fds);
+        int keep_fds[] = {out[1],     err[1],           exec_pipe[1],    status_pipe[1],
+                          go_pipe[0], VIEW_TEMPLATE_FD, SPARE_NETWORK_FD};
+        size_t n_keep = sizeof keep_fds / sizeof *keep_fds;
+        close_all_but(keep_fds, network_given ? n_keep : n_keep - 1);
         run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]);
     }
     close(go_pipe[0]);
-    /* The init has its copy; ours would only keep an outdated template's mounts alive. */
+    /* The init has its copies; ours would only keep an outdated template's mounts alive. */
     close(VIEW_TEMPLATE_FD);
+    if (spec.network_given)
+        close(SPARE_NETWORK_FD);
     /* The init was cloned while the executor made the job's cgroups; once they are ready, the
      * init's first go: it joins them and sets the job up. An executor that gives up on the start
      * (its cgroups failed) closes the connection instead: the read fails, and the init, given
@@ -1248,18 +1261,52 @@ __attribute__((noreturn)) static void run_keeper(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Launcher                                                                                  */
 
+/* A spare network namespace is made once the launcher has been idle this long: not while the
+ * start it just forked a keeper for still needs the CPU. */
+#define SPARE_NETWORK_DELAY_MS 5
+
 /* After a failed accept that may repeat at once (out of descriptors or memory), a pause before
  * the next try instead of a busy loop; the executor's connection waits in the backlog. */
 #define ACCEPT_RETRY_MS 10
 
-/* The launcher's arguments ("launcher", its socket): a keeper it forks rewrites them in place
- * to "keeper", so that ps and /proc/<pid>/cmdline tell keepers from their launcher. */
+/* The launcher's arguments ("launcher", its socket, the masks), which its children rewrite
+ * (name_launcher_child). */
 static char *launcher_arguments;
 static size_t launcher_arguments_bytes;
 
-/* One connection, one keeper: the child becomes the keeper with the connection as its fd 3 and
- * the view template as VIEW_TEMPLATE_FD. */
-static void launch_keeper(int listen_fd, int view_template)
+/* A child of the launcher rewrites the launcher's arguments in place to `name` (shorter than
+ * "launcher"), so that ps and /proc/<pid>/cmdline tell it from the launcher. */
+static void name_launcher_child(const char *name)
+{
+    memset(launcher_arguments, 0, launcher_arguments_bytes);
+    memcpy(launcher_arguments, name, strlen(name) + 1);
+}
+
+/* In a keeper being forked: the connection becomes CONTROL_FD, the view template
+ * VIEW_TEMPLATE_FD, the spare network namespace (if any, else -1) SPARE_NETWORK_FD, and nothing
+ * else stays open. Through copies above them all first, so that no number is overwritten
+ * before it was moved, whatever the numbers were. */
+static bool place_keeper_fds(int conn, int view_template, int spare_network)
+{
+    const int from[] = {conn, view_template, spare_network};
+    const int to[] = {CONTROL_FD, VIEW_TEMPLATE_FD, SPARE_NETWORK_FD};
+    int moved[3];
+    for (size_t i = 0; i < 3; i++) {
+        moved[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, SPARE_NETWORK_FD + 1);
+        if (from[i] >= 0 && moved[i] < 0)
+            return false;
+    }
+    if (close_range(STDERR_FILENO + 1, SPARE_NETWORK_FD, 0) < 0)
+        return false;
+    for (size_t i = 0; i < 3; i++)
+        if (moved[i] >= 0 && dup3(moved[i], to[i], O_CLOEXEC) < 0)
+            return false;
+    return close_range(SPARE_NETWORK_FD + 1, ~0u, 0) == 0;
+}
+
+/* One connection, one keeper (see place_keeper_fds). The spare network namespace, if any, is
+ * the keeper's: the caller's copy is closed. */
+static void launch_keeper(int listen_fd, int view_template, int *spare_network)
 {
     int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0) {
@@ -1281,23 +1328,98 @@ static void launch_keeper(int listen_fd, int view_template)
          * terminal) never reach a keeper. */
         setsid();
         signal(SIGCHLD, SIG_DFL);
-        memset(launcher_arguments, 0, launcher_arguments_bytes);
-        memcpy(launcher_arguments, "keeper", sizeof "keeper");
-        if (dup3(conn, CONTROL_FD, O_CLOEXEC) < 0 ||
-            (view_template != VIEW_TEMPLATE_FD &&
-             dup3(view_template, VIEW_TEMPLATE_FD, O_CLOEXEC) < 0))
+        name_launcher_child("keeper");
+        if (!place_keeper_fds(conn, view_template, *spare_network))
             _exit(EXIT_HELPER_FAILED);
-        close_range(VIEW_TEMPLATE_FD + 1, ~0u, 0);
-        /* JOB_DIR_FD's number is free: enter_job_dir's open takes it. */
-        close(JOB_DIR_FD);
         run_keeper();
     }
-    /* The child has its copy; if the fork failed, the executor sees its connection close
+    /* The child has its copies; if the fork failed, the executor sees its connection close
      * before any hello, and reports that job's start as failed. */
     close(conn);
+    if (*spare_network >= 0) {
+        close(*spare_network);
+        *spare_network = -1;
+    }
 }
 
-static int make_view_template(char *const *masks, size_t n_masks, char *error, size_t size);
+/* The executor's paths every job must not see (the launcher's arguments). */
+struct masks {
+    char *const *paths;
+    size_t n;
+};
+
+static void build_view_template(const void *masks);
+static void bring_up_loopback(void);
+
+/* Runs `build` in a child, which makes a namespace of the kind /proc/<pid>/ns/`kind` names and
+ * sets it up (its failures are its start-error lines), and returns that namespace, open: it
+ * lives on through the descriptor once the child is gone. On failure, -1 with the start-error
+ * line in `error`. */
+static int make_namespace(const char *kind, void (*build)(const void *), const void *arg,
+                          char *error, size_t size)
+{
+    int link[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link) < 0) {
+        snprintf(error, size, "start-error %d %s namespace: channel", errno, kind);
+        return -1;
+    }
+    pid_t builder = fork();
+    if (builder == 0) {
+        name_launcher_child("builder");
+        close(link[0]);
+        report_fd = link[1];
+        build(arg);
+        report(link[1], "built\n");
+        /* Held until the launcher has opened our namespace: then it closes its end. */
+        char byte;
+        while (read(link[1], &byte, 1) < 0 && errno == EINTR)
+            ;
+        _exit(0);
+    }
+    close(link[1]);
+    int made = -1;
+    if (builder < 0) {
+        snprintf(error, size, "start-error %d %s namespace: fork", errno, kind);
+    } else {
+        char line[512] = "";
+        size_t got = 0;
+        ssize_t n;
+        while (got < sizeof line - 1 && !memchr(line, '\n', got) &&
+               ((n = read(link[0], line + got, sizeof line - 1 - got)) > 0 ||
+                (n < 0 && errno == EINTR)))
+            got += n > 0 ? (size_t)n : 0;
+        line[got] = '\0';
+        line[strcspn(line, "\n")] = '\0';
+        if (strcmp(line, "built") == 0) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%d/ns/%s", builder, kind);
+            made = open(path, O_RDONLY | O_CLOEXEC);
+            if (made < 0)
+                snprintf(error, size, "start-error %d %s namespace: open", errno, kind);
+        } else if (line[0]) {
+            snprintf(error, size, "%s", line);
+        } else {
+            snprintf(error, size, "start-error 0 %s namespace: its builder died", kind);
+        }
+    }
+    close(link[0]);
+    /* SIGCHLD is ignored in the launcher: the kernel reaps it; this only waits for its end. */
+    if (builder > 0)
+        while (waitpid(builder, NULL, 0) < 0 && errno == EINTR)
+            ;
+    return made;
+}
+
+/* A network namespace made ahead of its job, lo up, handed to the next keeper: making one
+ * (0.6–0.8 ms here, most of a clone into a job's namespaces) is then off the start's path. Each
+ * is given to one keeper only, and the launcher keeps no copy. */
+static void build_spare_network(const void *unused)
+{
+    (void)unused;
+    if (unshare(CLONE_NEWNET) < 0)
+        fail(errno, "new network namespace");
+    bring_up_loopback();
+}
 
 /* What tells the launcher that its view template is out of date: /proc/self/mountinfo polls
  * POLLPRI after any mount or unmount in the host's mount namespace (the launcher's), and an
@@ -1332,9 +1454,10 @@ static void drain_root_events(int fd)
 /* The executor starts this once, as `jobworker-helper launcher <socket> [<mask>...]`, and asks it
  * for every job's keeper: forking this small process costs a fraction of what a spawn from the
  * executor did (a fork of a Node process of a hundred MiB, then an exec of the helper). It builds
- * the view template (make_view_template; the masks are the executor's paths every job must not
- * see), listens on <socket>, in the executor's root-only state directory, and forks one keeper
- * per connection, which then serves that connection (the protocol at the top). Before a fork
+ * the view template (make_namespace, build_view_template; the masks are the executor's paths
+ * every job must not see), listens on <socket>, in the executor's root-only state directory, and
+ * forks one keeper per connection, which then serves that connection (the protocol at the top),
+ * with a spare network namespace when it made one meanwhile. Before a fork
  * that follows a change of the host's mounts or top-level entries, it builds the template anew:
  * a job sees the host as it was when its start came. fd 3 is its link to the executor: "ready"
  * once it listens, or the start error; when the executor closes it (stops, restarts, crashes)
@@ -1366,7 +1489,15 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
      * build it again. */
     struct host_watch host = watch_host();
     char error[512];
-    int view_template = make_view_template(masks, n_masks, error, sizeof error);
+    /* Copied: a builder rewrites the argument strings (name_launcher_child) before it masks. */
+    char **mask_copies = calloc(n_masks + 1, sizeof *mask_copies);
+    if (!mask_copies)
+        fail(ENOMEM, "launcher masks");
+    for (size_t i = 0; i < n_masks; i++)
+        if (!(mask_copies[i] = strdup(masks[i])))
+            fail(ENOMEM, "launcher masks");
+    const struct masks job_masks = {.paths = mask_copies, .n = n_masks};
+    int view_template = make_namespace("mnt", build_view_template, &job_masks, error, sizeof error);
     if (view_template < 0) {
         report(CONTROL_FD, "%s\n", error);
         _exit(EXIT_START_FAILED);
@@ -1387,15 +1518,26 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
     report(CONTROL_FD, "ready\n");
 
     bool outdated = false;
+    int spare_network = -1;
+    /* Cleared when making a spare failed: the next keeper's init makes its own, as the clone's,
+     * and the launcher tries again after it. */
+    bool spare_wanted = true;
     struct pollfd fds[] = {{.fd = CONTROL_FD, .events = POLLIN},
                            {.fd = host.mountinfo, .events = POLLPRI},
                            {.fd = host.root, .events = POLLIN},
                            {.fd = listen_fd, .events = POLLIN}};
     for (;;) {
-        if (poll(fds, sizeof fds / sizeof *fds, -1) < 0) {
+        bool make_spare = spare_network < 0 && spare_wanted;
+        int ready = poll(fds, sizeof fds / sizeof *fds, make_spare ? SPARE_NETWORK_DELAY_MS : -1);
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             die_errno("launcher poll");
+        }
+        if (ready == 0) {
+            spare_network = make_namespace("net", build_spare_network, NULL, error, sizeof error);
+            spare_wanted = spare_network >= 0;
+            continue;
         }
         /* The executor never writes here: readable means it is gone. */
         if (fds[0].revents != 0)
@@ -1412,14 +1554,16 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
         if (outdated) {
             /* A template that can no longer be built (the executor's link hears nothing now)
              * ends this launcher; the executor's next start starts another, which reports it. */
-            int fresh = make_view_template(masks, n_masks, error, sizeof error);
+            int fresh =
+                make_namespace("mnt", build_view_template, &job_masks, error, sizeof error);
             if (fresh < 0)
                 die_errno("rebuild the view template: %s", error);
             close(view_template);
             view_template = fresh;
             outdated = false;
         }
-        launch_keeper(listen_fd, view_template);
+        launch_keeper(listen_fd, view_template, &spare_network);
+        spare_wanted = true;
     }
 }
 
@@ -1689,13 +1833,14 @@ static int make_disk_storage(const struct spec *s)
     return mounted;
 }
 
-/* The view every job starts from, built once by the launcher (make_view_template) and copied
+/* The view every job starts from, built once by the launcher (make_namespace) and copied
  * into each job's mount namespace: a tmpfs root with the host's top-level directories and files
  * bound read-only, symlinks copied, a minimal /dev, empty /proc, /sys, /tmp, /run and JOB_DIR
- * for the job's own mounts, the `masks` hidden, the root read-only. Runs in a process of its
- * own, in a new mount namespace, which the launcher keeps only as a descriptor. */
-static void build_view_template(char *const *masks, size_t n_masks)
+ * for the job's own mounts, the masks hidden, the root read-only. Runs in a process of its own,
+ * in a new mount namespace, which the launcher keeps only as a descriptor. */
+static void build_view_template(const void *masks_arg)
 {
+    const struct masks *masks = masks_arg;
     if (unshare(CLONE_NEWNS) < 0)
         fail(errno, "new mount namespace");
     /* Nothing we mount from here on may propagate back to the host. */
@@ -1722,63 +1867,10 @@ static void build_view_template(char *const *masks, size_t n_masks)
         fail(errno, "chdir /");
 
     /* After the pivot, so that each path resolves exactly as a job would resolve it. */
-    for (size_t i = 0; i < n_masks; i++)
-        mask(masks[i]);
+    for (size_t i = 0; i < masks->n; i++)
+        mask(masks->paths[i]);
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         fail(errno, "make / read-only");
-}
-
-/* Builds the view template in a child and returns its mount namespace, open; on failure, -1
- * with the child's start-error line in `error`. */
-static int make_view_template(char *const *masks, size_t n_masks, char *error, size_t size)
-{
-    int link[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link) < 0) {
-        snprintf(error, size, "start-error %d view template channel", errno);
-        return -1;
-    }
-    pid_t builder = fork();
-    if (builder == 0) {
-        close(link[0]);
-        report_fd = link[1];
-        build_view_template(masks, n_masks);
-        report(link[1], "built\n");
-        /* Held until the launcher has opened our namespace: then it closes its end. */
-        char byte;
-        while (read(link[1], &byte, 1) < 0 && errno == EINTR)
-            ;
-        _exit(0);
-    }
-    close(link[1]);
-    int view = -1;
-    if (builder < 0) {
-        snprintf(error, size, "start-error %d fork the view template's builder", errno);
-    } else {
-        char line[512] = "";
-        size_t got = 0;
-        ssize_t n;
-        while (got < sizeof line - 1 && !memchr(line, '\n', got) &&
-               ((n = read(link[0], line + got, sizeof line - 1 - got)) > 0 ||
-                (n < 0 && errno == EINTR)))
-            got += n > 0 ? (size_t)n : 0;
-        line[got] = '\0';
-        line[strcspn(line, "\n")] = '\0';
-        if (strcmp(line, "built") == 0) {
-            char path[64];
-            snprintf(path, sizeof path, "/proc/%d/ns/mnt", builder);
-            view = open(path, O_RDONLY | O_CLOEXEC);
-            if (view < 0)
-                snprintf(error, size, "start-error %d open the view template", errno);
-        } else {
-            snprintf(error, size, "%s", line[0] ? line : "start-error 0 view template builder died");
-        }
-    }
-    close(link[0]);
-    /* SIGCHLD is ignored in the launcher: the kernel reaps it; this only waits for its end. */
-    if (builder > 0)
-        while (waitpid(builder, NULL, 0) < 0 && errno == EINTR)
-            ;
-    return view;
 }
 
 /* The job's view: a copy of the template (fd VIEW_TEMPLATE_FD) with the job's own /proc (of its
@@ -2157,10 +2249,18 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
     await_go(go_fd);
     /* In the job's cgroups before it builds anything, so that all of it counts as the job's. */
     join_cgroups(s);
+    /* Before the filesystem: the job's /sys shows the network namespace it is mounted in. */
+    if (s->network_given) {
+        if (setns(SPARE_NETWORK_FD, CLONE_NEWNET) < 0)
+            fail(errno, "enter the spare network namespace");
+        close(SPARE_NETWORK_FD);
+    }
     build_filesystem(s);
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
-    bring_up_loopback();
+    /* A spare came with lo up. */
+    if (!s->network_given)
+        bring_up_loopback();
     /* Its own cgroup namespace, rooted at the job's cgroups: /proc/self/cgroup shows "/", no
      * host cgroup path. The job inherits it. */
     if (unshare(CLONE_NEWCGROUP) < 0)

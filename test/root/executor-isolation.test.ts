@@ -10,6 +10,7 @@ import {
   openTestRuntime,
   runToEnd,
   shell,
+  sleep,
   startJob,
   stopJob,
   TEST_PREFIX,
@@ -61,6 +62,25 @@ isolation('only the loopback interface exists, and it is up', async ({ t }) => {
   assert.match(links[0] ?? '', /^1: lo: <LOOPBACK,UP,LOWER_UP>/);
   assert.match(stdout, /inet 127\.0\.0\.1\/8/);
 });
+
+isolation(
+  'jobs started at once each get a network namespace of their own, with only lo, up',
+  async ({ t }) => {
+    // The launcher makes a spare network namespace while idle: after a pause, the first of
+    // these starts gets it, and the others, coming at once, make their own.
+    await sleep(50);
+    const jobs = await Promise.all(
+      [1, 2, 3].map(() =>
+        shell(t.runtime, 'readlink /proc/self/ns/net; ip -o link show | wc -l; sleep 0.3'),
+      ),
+    );
+    const seen = jobs.map(({ stdout }) => stdout.trim().split('\n'));
+    for (const [, links] of seen) assert.is(links, '1', 'only lo');
+    const namespaces = seen.map(([namespace]) => namespace);
+    assert.is(new Set(namespaces).size, 3, namespaces.join(' '));
+    assert.not.ok(namespaces.includes(readlinkSync('/proc/self/ns/net')), "not the host's");
+  },
+);
 
 isolation(
   'the job runs under an unprivileged uid and gid with no supplementary groups',
