@@ -23,7 +23,8 @@
  *      │    timeout, carries out stops, and records the job's end in a status file. Serves the
  *      │    executor that started it on fd 3 and any later one on keeper.sock.
  *      └─ init  (PID 1 of new PID, mount, network, UTS and IPC namespaces, cloned into the
- *           │   job's v2 cgroup) moves itself into the job's v1 cgroups, makes its mount
+ *           │   job's v2 cgroup) waits for the executor's "ready" (the job's cgroups are
+ *           │   made), moves itself into the job's v1 cgroups, makes its mount
  *           │   namespace a copy of the view template and mounts the job's own filesystems on
  *           │   it, sets the hostname, brings up loopback, waits for the keeper's
  *           │   go (the job's record is on disk), forks the job, forwards signals to its
@@ -55,8 +56,9 @@
  *                      cgroup* arg* env*; the storage keys under "The job's own
  *                      filesystem")
  *   executor → keeper  "ready": the job's cgroups (all but cgroup2, which exists before the
- *                      spec is sent) are made; the keeper clones the init meanwhile, and the
- *                      init joins them, builds the job's filesystem and forks the job only after
+ *                      spec is sent) are made. The keeper clones the init meanwhile and saves
+ *                      the job's record; the init reads "ready" on fd 3 itself, and only then
+ *                      joins the cgroups and builds the job's filesystem
  *   keeper → executor  "init <pid>", then "started" | "start-error <errno> <stage>"
  * Then fd 3, and every connection to keeper.sock, is a control channel of text lines:
  *   keeper → executor  on a keeper.sock connection first: "keeper <pid> <start time>",
@@ -1188,8 +1190,8 @@ __attribute__((noreturn)) static void run_keeper(void)
     spec.network_given = network_given;
     pid_t init = clone_init(&spec);
     if (init == 0) {
-        int keep_fds[] = {out[1],     err[1],           exec_pipe[1],    status_pipe[1],
-                          go_pipe[0], VIEW_TEMPLATE_FD, SPARE_NETWORK_FD};
+        int keep_fds[] = {CONTROL_FD,     out[1],     err[1],           exec_pipe[1],
+                          status_pipe[1], go_pipe[0], VIEW_TEMPLATE_FD, SPARE_NETWORK_FD};
         size_t n_keep = sizeof keep_fds / sizeof *keep_fds;
         close_all_but(keep_fds, network_given ? n_keep : n_keep - 1);
         run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]);
@@ -1199,20 +1201,10 @@ __attribute__((noreturn)) static void run_keeper(void)
     close(VIEW_TEMPLATE_FD);
     if (spec.network_given)
         close(SPARE_NETWORK_FD);
-    /* The init was cloned while the executor made the job's cgroups; once they are ready, the
-     * init's first go: it joins them and sets the job up. An executor that gives up on the start
-     * (its cgroups failed) closes the connection instead: the read fails, and the init, given
-     * no go, ends without having done anything. (An init that failed its setup is gone: a go
-     * to it goes nowhere, and the failure comes on the exec pipe.) */
-    char ready[sizeof CGROUPS_READY - 1];
-    read_exact(CONTROL_FD, ready, sizeof ready, "cgroups ready");
-    if (memcmp(ready, CGROUPS_READY, sizeof ready) != 0)
-        fail(EPROTO, "read cgroups ready");
-    write_all(go_pipe[1], "c", 1);
-    /* While the init sets the job up: the job's record and the keeper's identity, then the
-     * second go, before which the init does not fork the job. An executor that restarts finds
-     * both for every job that ran, and can tell this keeper from a process that took its pid,
-     * or kill it when it does not answer. */
+    /* The init waits for the executor's "ready" itself (run_init); meanwhile the job's record
+     * and the keeper's identity, then the go, before which the init does not fork the job. An
+     * executor that restarts finds both for every job that ran, and can tell this keeper from a
+     * process that took its pid, or kill it when it does not answer. */
     write_job_file(RECORD_FILE, RECORD_TEMP_FILE, spec.record, strlen(spec.record));
     char identity[64];
     int identity_len = snprintf(identity, sizeof identity, "%d %llu\n", k.pid, k.start_time);
@@ -2244,9 +2236,16 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
         _exit(EXIT_HELPER_FAILED);
     prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
 
-    /* The keeper's first go: the job's cgroups are made. Without it (they could not be, or the
-     * keeper died) nothing of the job is built. */
-    await_go(go_fd);
+    /* The executor's "ready" on its connection to the keeper, read here and nowhere else
+     * (the keeper reads that connection only once the job started): the job's cgroups are
+     * made. Read by the init itself, so that its setup does not wait for the keeper's files.
+     * An executor that gives up on the start (its cgroups failed) closes the connection
+     * instead: the read fails, and nothing of the job is built. */
+    char ready[sizeof CGROUPS_READY - 1];
+    read_exact(CONTROL_FD, ready, sizeof ready, "cgroups ready");
+    if (memcmp(ready, CGROUPS_READY, sizeof ready) != 0)
+        fail(EPROTO, "read cgroups ready");
+    close(CONTROL_FD);
     /* In the job's cgroups before it builds anything, so that all of it counts as the job's. */
     join_cgroups(s);
     /* Before the filesystem: the job's /sys shows the network namespace it is mounted in. */
@@ -2265,8 +2264,8 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
      * host cgroup path. The job inherits it. */
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(errno, "cgroup namespace");
-    /* The second go: the job's record is on disk. Without it (the keeper could not write it, or
-     * died) the job never runs. */
+    /* The keeper's go: the job's record is on disk. Without it (the keeper could not write it,
+     * or died) the job never runs. */
     await_go(go_fd);
     close(go_fd);
     write_all(exec_fd, SETUP_DONE, strlen(SETUP_DONE));

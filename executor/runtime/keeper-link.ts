@@ -265,7 +265,10 @@ export class KeeperLink {
     if (!this.socket.destroyed) this.socket.write(encodeSpec(jobDir, spec));
   }
 
-  /** Tells a keeper given its job that the job's cgroups are made: its init may join them. */
+  /**
+   * Tells a keeper given its job that the job's cgroups are made: its init, which reads this
+   * connection until then, may join them.
+   */
   cgroupsReady(): void {
     this.send('ready');
   }

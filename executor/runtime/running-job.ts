@@ -78,10 +78,10 @@ export class RunningJob {
 
   /**
    * Gives a new job to its keeper (asked for with connectKeeper), which clones the job's init
-   * while the rest of its cgroups are made here. Told they are ready, the init joins them and
-   * sets the job up, while the keeper saves the job's record and its own identity (keeper.id),
-   * so that a restarted executor can find it again; the job runs only after both. Resolves when
-   * the program was exec'd or failed to be.
+   * and saves the job's record and its own identity (keeper.id, so that a restarted executor
+   * can find it again) while the rest of its cgroups are made here. The init reads that they
+   * are ready itself, joins them and sets the job up; the job runs only once the record is
+   * saved too. Resolves when the program was exec'd or failed to be.
    * Cgroups that cannot be made fail the launch itself, with nothing of the job left running:
    * the caller removes them and the job's directory, as for a start that never began.
    */
