@@ -33,9 +33,9 @@
  *           └─ job  born inside the job's cgroups; drops every privilege, installs the seccomp
  *                   filter, execs.
  *
- * The job's directory (the spec's job-dir, root-only; fd 4 in the keeper, whose fd 5 is the view
- * template and fd 6 the spare network namespace, if any, until the init is cloned) holds what
- * the keeper writes:
+ * The job's directory (the spec's job-dir, root-only; fd 4 in the keeper, whose fds 5 and 6 are
+ * the view template and its root, and fd 7 the spare network namespace, if any, until the init
+ * is cloned) holds what the keeper writes:
  *   output.bin     stdout and stderr bytes in order of arrival (clients' offsets are into this)
  *   output.idx     8-byte big-endian entries (run start offset << 1 | 0 stdout, 1 stderr),
  *                  each written before its run's bytes: no byte is ever on disk without its tag
@@ -118,8 +118,10 @@
 #define JOB_DIR_FD 4
 /* The launcher's view template (a mount namespace), in each keeper and its init. */
 #define VIEW_TEMPLATE_FD 5
+/* The view template's root directory (O_PATH), with it. */
+#define VIEW_ROOT_FD 6
 /* The launcher's spare network namespace, when it had one for this keeper (else closed). */
-#define SPARE_NETWORK_FD 6
+#define SPARE_NETWORK_FD 7
 /* Room for the largest argv and environment twice over: once as strings, once in the record,
  * where JSON may spell a byte in six. */
 #define MAX_SPEC_BYTES (4u << 20)
@@ -1102,12 +1104,17 @@ static pid_t clone_init(struct spec *s)
     return init;
 }
 
-/* The init keeps only what it needs: the job's pipes' write ends, its two report pipes, the go
- * pipe, the view template and the spare network namespace. Everything else of the keeper's (output files, sockets, timers) is closed in it. */
+/* The init keeps only what it needs: the executor's connection (until "ready"), the job's
+ * pipes' write ends, its two report pipes, the go pipe, the view template and its root, and the
+ * spare network namespace. Everything else of the keeper's (output files, sockets, timers) is
+ * closed in it. */
+#define MAX_KEPT_FDS 9
 static void close_all_but(const int *keep, size_t n)
 {
     int last = STDERR_FILENO;
-    int sorted[8];
+    int sorted[MAX_KEPT_FDS];
+    if (n > MAX_KEPT_FDS)
+        _exit(EXIT_HELPER_FAILED);
     memcpy(sorted, keep, n * sizeof *keep);
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)
@@ -1190,8 +1197,9 @@ __attribute__((noreturn)) static void run_keeper(void)
     spec.network_given = network_given;
     pid_t init = clone_init(&spec);
     if (init == 0) {
-        int keep_fds[] = {CONTROL_FD,     out[1],     err[1],           exec_pipe[1],
-                          status_pipe[1], go_pipe[0], VIEW_TEMPLATE_FD, SPARE_NETWORK_FD};
+        int keep_fds[] = {CONTROL_FD,       out[1],       err[1],
+                          exec_pipe[1],     status_pipe[1], go_pipe[0],
+                          VIEW_TEMPLATE_FD, VIEW_ROOT_FD,   SPARE_NETWORK_FD};
         size_t n_keep = sizeof keep_fds / sizeof *keep_fds;
         close_all_but(keep_fds, network_given ? n_keep : n_keep - 1);
         run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]);
@@ -1199,6 +1207,7 @@ __attribute__((noreturn)) static void run_keeper(void)
     close(go_pipe[0]);
     /* The init has its copies; ours would only keep an outdated template's mounts alive. */
     close(VIEW_TEMPLATE_FD);
+    close(VIEW_ROOT_FD);
     if (spec.network_given)
         close(SPARE_NETWORK_FD);
     /* The init waits for the executor's "ready" itself (run_init); meanwhile the job's record
@@ -1274,23 +1283,41 @@ static void name_launcher_child(const char *name)
     memcpy(launcher_arguments, name, strlen(name) + 1);
 }
 
-/* In a keeper being forked: the connection becomes CONTROL_FD, the view template
- * VIEW_TEMPLATE_FD, the spare network namespace (if any, else -1) SPARE_NETWORK_FD, and nothing
- * else stays open. Through copies above them all first, so that no number is overwritten
+/* The executor's paths every job must not see (the launcher's arguments). */
+struct masks {
+    char *const *paths;
+    size_t n;
+};
+
+/* The jobs' view template: its mount namespace and its root directory. setns into a mount
+ * namespace makes the caller's root that namespace's root mount (and what is stacked on it);
+ * where the launcher runs chrooted below it, the template's root is elsewhere, so the init
+ * enters this one explicitly. */
+struct view_template {
+    int ns;
+    int root;
+};
+
+static bool make_view_template(const struct masks *masks, struct view_template *view,
+                               char *error, size_t size);
+
+/* In a keeper being forked: the connection becomes CONTROL_FD, the view template and its root
+ * VIEW_TEMPLATE_FD and VIEW_ROOT_FD, the spare network namespace (if any, else -1)
+ * SPARE_NETWORK_FD, and nothing else stays open. Through copies above them all first, so that no number is overwritten
  * before it was moved, whatever the numbers were. */
-static bool place_keeper_fds(int conn, int view_template, int spare_network)
+static bool place_keeper_fds(int conn, const struct view_template *view, int spare_network)
 {
-    const int from[] = {conn, view_template, spare_network};
-    const int to[] = {CONTROL_FD, VIEW_TEMPLATE_FD, SPARE_NETWORK_FD};
-    int moved[3];
-    for (size_t i = 0; i < 3; i++) {
+    const int from[] = {conn, view->ns, view->root, spare_network};
+    const int to[] = {CONTROL_FD, VIEW_TEMPLATE_FD, VIEW_ROOT_FD, SPARE_NETWORK_FD};
+    int moved[4];
+    for (size_t i = 0; i < 4; i++) {
         moved[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, SPARE_NETWORK_FD + 1);
         if (from[i] >= 0 && moved[i] < 0)
             return false;
     }
     if (close_range(STDERR_FILENO + 1, SPARE_NETWORK_FD, 0) < 0)
         return false;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 4; i++)
         if (moved[i] >= 0 && dup3(moved[i], to[i], O_CLOEXEC) < 0)
             return false;
     return close_range(SPARE_NETWORK_FD + 1, ~0u, 0) == 0;
@@ -1298,7 +1325,7 @@ static bool place_keeper_fds(int conn, int view_template, int spare_network)
 
 /* One connection, one keeper (see place_keeper_fds). The spare network namespace, if any, is
  * the keeper's: the caller's copy is closed. */
-static void launch_keeper(int listen_fd, int view_template, int *spare_network)
+static void launch_keeper(int listen_fd, const struct view_template *view, int *spare_network)
 {
     int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0) {
@@ -1321,7 +1348,7 @@ static void launch_keeper(int listen_fd, int view_template, int *spare_network)
         setsid();
         signal(SIGCHLD, SIG_DFL);
         name_launcher_child("keeper");
-        if (!place_keeper_fds(conn, view_template, *spare_network))
+        if (!place_keeper_fds(conn, view, *spare_network))
             _exit(EXIT_HELPER_FAILED);
         run_keeper();
     }
@@ -1334,21 +1361,16 @@ static void launch_keeper(int listen_fd, int view_template, int *spare_network)
     }
 }
 
-/* The executor's paths every job must not see (the launcher's arguments). */
-struct masks {
-    char *const *paths;
-    size_t n;
-};
-
 static void build_view_template(const void *masks);
 static void bring_up_loopback(void);
 
 /* Runs `build` in a child, which makes a namespace of the kind /proc/<pid>/ns/`kind` names and
  * sets it up (its failures are its start-error lines), and returns that namespace, open: it
- * lives on through the descriptor once the child is gone. On failure, -1 with the start-error
- * line in `error`. */
+ * lives on through the descriptor once the child is gone. With `root`, the child's root
+ * directory too (O_PATH), as the child left it. On failure, -1 with the start-error line in
+ * `error`. */
 static int make_namespace(const char *kind, void (*build)(const void *), const void *arg,
-                          char *error, size_t size)
+                          int *root, char *error, size_t size)
 {
     int link[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link) < 0) {
@@ -1388,6 +1410,13 @@ static int make_namespace(const char *kind, void (*build)(const void *), const v
             made = open(path, O_RDONLY | O_CLOEXEC);
             if (made < 0)
                 snprintf(error, size, "start-error %d %s namespace: open", errno, kind);
+            snprintf(path, sizeof path, "/proc/%d/root", builder);
+            if (made >= 0 && root &&
+                (*root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+                snprintf(error, size, "start-error %d %s namespace: open its root", errno, kind);
+                close(made);
+                made = -1;
+            }
         } else if (line[0]) {
             snprintf(error, size, "%s", line);
         } else {
@@ -1411,6 +1440,13 @@ static void build_spare_network(const void *unused)
     if (unshare(CLONE_NEWNET) < 0)
         fail(errno, "new network namespace");
     bring_up_loopback();
+}
+
+static bool make_view_template(const struct masks *masks, struct view_template *view,
+                               char *error, size_t size)
+{
+    view->ns = make_namespace("mnt", build_view_template, masks, &view->root, error, size);
+    return view->ns >= 0;
 }
 
 /* What tells the launcher that its view template is out of date: /proc/self/mountinfo polls
@@ -1489,8 +1525,8 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
         if (!(mask_copies[i] = strdup(masks[i])))
             fail(ENOMEM, "launcher masks");
     const struct masks job_masks = {.paths = mask_copies, .n = n_masks};
-    int view_template = make_namespace("mnt", build_view_template, &job_masks, error, sizeof error);
-    if (view_template < 0) {
+    struct view_template view;
+    if (!make_view_template(&job_masks, &view, error, sizeof error)) {
         report(CONTROL_FD, "%s\n", error);
         _exit(EXIT_START_FAILED);
     }
@@ -1527,7 +1563,8 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
             die_errno("launcher poll");
         }
         if (ready == 0) {
-            spare_network = make_namespace("net", build_spare_network, NULL, error, sizeof error);
+            spare_network =
+                make_namespace("net", build_spare_network, NULL, NULL, error, sizeof error);
             spare_wanted = spare_network >= 0;
             continue;
         }
@@ -1546,15 +1583,15 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
         if (outdated) {
             /* A template that can no longer be built (the executor's link hears nothing now)
              * ends this launcher; the executor's next start starts another, which reports it. */
-            int fresh =
-                make_namespace("mnt", build_view_template, &job_masks, error, sizeof error);
-            if (fresh < 0)
+            struct view_template fresh;
+            if (!make_view_template(&job_masks, &fresh, error, sizeof error))
                 die_errno("rebuild the view template: %s", error);
-            close(view_template);
-            view_template = fresh;
+            close(view.ns);
+            close(view.root);
+            view = fresh;
             outdated = false;
         }
-        launch_keeper(listen_fd, view_template, &spare_network);
+        launch_keeper(listen_fd, &view, &spare_network);
         spare_wanted = true;
     }
 }
@@ -1875,7 +1912,10 @@ static void build_filesystem(const struct spec *s)
     int storage_mount = s->storage == STORAGE_DISK ? make_disk_storage(s) : -1;
     if (setns(VIEW_TEMPLATE_FD, CLONE_NEWNS) < 0)
         fail(errno, "enter the view template");
+    if (fchdir(VIEW_ROOT_FD) < 0 || chroot(".") < 0)
+        fail(errno, "enter the view template's root");
     close(VIEW_TEMPLATE_FD);
+    close(VIEW_ROOT_FD);
     /* A copy of our own: nothing mounted from here on reaches the template or another job. */
     if (unshare(CLONE_NEWNS) < 0)
         fail(errno, "copy the view template");
