@@ -30,8 +30,9 @@
  *           │   go (the job's record is on disk), forks the job, forwards signals to its
  *           │   process group, reaps every orphan, exits with the job's status (the kernel then
  *           │   kills whatever is left in the namespace). Dies with the keeper.
- *           └─ job  born inside the job's cgroups; drops every privilege, installs the seccomp
- *                   filter, execs.
+ *           └─ job  born inside the job's cgroups, with the init's dropped identity and
+ *                   seccomp filter (the init drops every privilege before it forks the job);
+ *                   its own session, limits and working directory, then exec.
  *
  * The job's directory (the spec's job-dir, root-only; fd 4 in the keeper, whose fds 5 and 6 are
  * the view template and its root, and fd 7 the spare network namespace, if any, until the init
@@ -2155,11 +2156,10 @@ __attribute__((noreturn)) static void run_job(const struct spec *s, int out_fd, 
     files.rlim_cur = files.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &files) < 0)
         fail(errno, "limit open files");
-    drop_privileges(s->uid, s->gid);
-    /* After the drop, so the kernel checks the working directory against the job's identity. */
+    /* The init dropped every privilege before forking us, and installed the seccomp filter: the
+     * kernel checks the working directory against the job's identity. */
     if (chdir(s->cwd) < 0)
         fail(errno, "chdir");
-    install_seccomp();
     /* Only 0, 1 and 2 survive the exec; the exec pipe goes with them, telling the keeper the
      * exec succeeded. */
     if (close_range(STDERR_FILENO + 1, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
@@ -2249,9 +2249,10 @@ static void await_go(int go_fd)
 
 /* Set up, the init needs no privilege to reap and forward signals: it becomes the job's uid with
  * no capabilities, no_new_privs and the job's seccomp filter, as bubblewrap's and runc's inits
- * do. Changing uid makes it non-dumpable (the job cannot ptrace it or read its memory) and, as a
- * PID namespace's init, it takes no signal the job sends. A failure is the job's start failure;
- * `exec_fd` is still open to report it. */
+ * do, before it forks the job, which inherits all of it. Changing uid makes the init
+ * non-dumpable (the job cannot ptrace it or read its memory; the job's exec makes the job
+ * dumpable again) and, as a PID namespace's init, it takes no signal the job sends. A failure is
+ * the job's start failure; `exec_fd` is still open to report it. */
 static void drop_init_privileges(const struct spec *s, int exec_fd)
 {
     drop_privileges(s->uid, s->gid);
@@ -2308,6 +2309,9 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
      * or died) the job never runs. */
     await_go(go_fd);
     close(go_fd);
+    /* Before the fork: the job inherits the init's identity, its empty capability sets,
+     * no_new_privs and its seccomp filter, so they are set up once for both. */
+    drop_init_privileges(s, exec_fd);
     write_all(exec_fd, SETUP_DONE, strlen(SETUP_DONE));
     pid_t job = fork();
     if (job < 0)
@@ -2316,7 +2320,6 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
         run_job(s, out_fd, err_fd);
     close(out_fd);
     close(err_fd);
-    drop_init_privileges(s, exec_fd);
     close(exec_fd);
 
     sigset_t waited;
