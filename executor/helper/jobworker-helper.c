@@ -11,10 +11,9 @@
  *
  *   launcher  (root, one per executor, its child; `jobworker-helper launcher <socket> <mask>*`)
  *      │    builds the jobs' view template (a mount namespace it holds open, built anew after the
- *      │    host's mounts or top-level entries change), makes a spare network namespace while
- *      │    idle, and forks a keeper for each connection to <socket>, so that no job start pays
- *      │    for a spawn from the executor's large Node process, for building the view or for
- *      │    making a network namespace; ends with the executor, keepers do not
+ *      │    host's mounts or top-level entries change) and forks a keeper for each connection to
+ *      │    <socket>, so that no job start pays for a spawn from the executor's large Node
+ *      │    process or for building the view; ends with the executor, keepers do not
  *   keeper  (host PID namespace, root, its own session, outside the job's cgroups)
  *      │    owns the job for its whole life, whether or not an executor is running: holds the
  *      │    read ends of the job's stdout and stderr pipes and appends what arrives to the
@@ -35,8 +34,7 @@
  *                   its own session, limits and working directory, then exec.
  *
  * The job's directory (the spec's job-dir, root-only; fd 4 in the keeper, whose fds 5 and 6 are
- * the view template and its root, and fd 7 the spare network namespace, if any, until the init
- * is cloned) holds what the keeper writes:
+ * the view template and its root until the init is cloned) holds what the keeper writes:
  *   output.bin     stdout and stderr bytes in order of arrival (clients' offsets are into this)
  *   output.idx     8-byte big-endian entries (run start offset << 1 | 0 stdout, 1 stderr),
  *                  each written before its run's bytes: no byte is ever on disk without its tag
@@ -121,8 +119,6 @@
 #define VIEW_TEMPLATE_FD 5
 /* The view template's root directory (O_PATH), with it. */
 #define VIEW_ROOT_FD 6
-/* The launcher's spare network namespace, when it had one for this keeper (else closed). */
-#define SPARE_NETWORK_FD 7
 /* Room for the largest argv and environment twice over: once as strings, once in the record,
  * where JSON may spell a byte in six. */
 #define MAX_SPEC_BYTES (4u << 20)
@@ -172,7 +168,6 @@ struct spec {
     unsigned long long nofile;       /* RLIMIT_NOFILE of the job's processes */
     const char *cgroup2;             /* the job's cgroup v2 directory: the init is cloned into it */
     bool cgroup2_by_move;            /* ... or, where clone3 is refused, moves itself there */
-    bool network_given;              /* the launcher's spare network namespace is SPARE_NETWORK_FD */
     const char **cgroups;            /* the job's other (v1) cgroups: the init joins them */
     size_t n_cgroups;
     char **argv;
@@ -1078,10 +1073,8 @@ __attribute__((noreturn)) static void keep(struct keeper *k)
 static pid_t clone_init(struct spec *s)
 {
     /* No CLONE_NEWNS: the init makes its mount namespace a copy of the view template's, not
-     * of the host's (build_filesystem). No CLONE_NEWNET when the launcher gave a spare network
-     * namespace: the init enters that one (run_init). */
-    const unsigned long long namespaces = CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
-                                          (s->network_given ? 0 : CLONE_NEWNET);
+     * of the host's (build_filesystem). */
+    const unsigned long long namespaces = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
     int cgroup_fd = -1;
     if (s->cgroup2) {
         cgroup_fd = open(s->cgroup2, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1106,10 +1099,9 @@ static pid_t clone_init(struct spec *s)
 }
 
 /* The init keeps only what it needs: the executor's connection (until "ready"), the job's
- * pipes' write ends, its two report pipes, the go pipe, the view template and its root, and the
- * spare network namespace. Everything else of the keeper's (output files, sockets, timers) is
- * closed in it. */
-#define MAX_KEPT_FDS 9
+ * pipes' write ends, its two report pipes, the go pipe, and the view template and its root.
+ * Everything else of the keeper's (output files, sockets, timers) is closed in it. */
+#define MAX_KEPT_FDS 8
 static void close_all_but(const int *keep, size_t n)
 {
     int last = STDERR_FILENO;
@@ -1157,8 +1149,6 @@ static void enter_job_dir(const char *path)
  * executor's connection, 0-2 are /dev/null, nothing else is open. */
 __attribute__((noreturn)) static void run_keeper(void)
 {
-    /* Looked at before anything is opened here, which could take the number. */
-    bool network_given = fcntl(SPARE_NETWORK_FD, F_GETFD) >= 0;
     /* The keeper outlives the executor: no death signal from it, and a write to a connection
      * the executor dropped is an error to handle (EPIPE), not the keeper's end. */
     signal(SIGPIPE, SIG_IGN);
@@ -1195,22 +1185,17 @@ __attribute__((noreturn)) static void run_keeper(void)
         pipe2(go_pipe, O_CLOEXEC) < 0)
         fail(errno, "create status pipes");
 
-    spec.network_given = network_given;
     pid_t init = clone_init(&spec);
     if (init == 0) {
-        int keep_fds[] = {CONTROL_FD,       out[1],       err[1],
-                          exec_pipe[1],     status_pipe[1], go_pipe[0],
-                          VIEW_TEMPLATE_FD, VIEW_ROOT_FD,   SPARE_NETWORK_FD};
-        size_t n_keep = sizeof keep_fds / sizeof *keep_fds;
-        close_all_but(keep_fds, network_given ? n_keep : n_keep - 1);
+        int keep_fds[] = {CONTROL_FD,     out[1],     err[1],           exec_pipe[1],
+                          status_pipe[1], go_pipe[0], VIEW_TEMPLATE_FD, VIEW_ROOT_FD};
+        close_all_but(keep_fds, sizeof keep_fds / sizeof *keep_fds);
         run_init(&spec, k.pid, out[1], err[1], exec_pipe[1], status_pipe[1], go_pipe[0]);
     }
     close(go_pipe[0]);
     /* The init has its copies; ours would only keep an outdated template's mounts alive. */
     close(VIEW_TEMPLATE_FD);
     close(VIEW_ROOT_FD);
-    if (spec.network_given)
-        close(SPARE_NETWORK_FD);
     /* The init waits for the executor's "ready" itself (run_init); meanwhile the job's record
      * and the keeper's identity, then the go, before which the init does not fork the job. An
      * executor that restarts finds both for every job that ran, and can tell this keeper from a
@@ -1263,10 +1248,6 @@ __attribute__((noreturn)) static void run_keeper(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Launcher                                                                                  */
 
-/* A spare network namespace is made once the launcher has been idle this long: not while the
- * start it just forked a keeper for still needs the CPU. */
-#define SPARE_NETWORK_DELAY_MS 5
-
 /* After a failed accept that may repeat at once (out of descriptors or memory), a pause before
  * the next try instead of a busy loop; the executor's connection waits in the backlog. */
 #define ACCEPT_RETRY_MS 10
@@ -1303,30 +1284,26 @@ static bool make_view_template(const struct masks *masks, struct view_template *
                                char *error, size_t size);
 
 /* In a keeper being forked: the connection becomes CONTROL_FD, the view template and its root
- * VIEW_TEMPLATE_FD and VIEW_ROOT_FD, the spare network namespace (if any, else -1)
- * SPARE_NETWORK_FD, and nothing else stays open. Through copies above them all first, so that no number is overwritten
+ * VIEW_TEMPLATE_FD and VIEW_ROOT_FD, and nothing else stays open. Through copies above them all first, so that no number is overwritten
  * before it was moved, whatever the numbers were. */
-static bool place_keeper_fds(int conn, const struct view_template *view, int spare_network)
+static bool place_keeper_fds(int conn, const struct view_template *view)
 {
-    const int from[] = {conn, view->ns, view->root, spare_network};
-    const int to[] = {CONTROL_FD, VIEW_TEMPLATE_FD, VIEW_ROOT_FD, SPARE_NETWORK_FD};
-    int moved[4];
-    for (size_t i = 0; i < 4; i++) {
-        moved[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, SPARE_NETWORK_FD + 1);
-        if (from[i] >= 0 && moved[i] < 0)
+    const int from[] = {conn, view->ns, view->root};
+    const int to[] = {CONTROL_FD, VIEW_TEMPLATE_FD, VIEW_ROOT_FD};
+    int moved[3];
+    for (size_t i = 0; i < 3; i++)
+        if ((moved[i] = fcntl(from[i], F_DUPFD_CLOEXEC, VIEW_ROOT_FD + 1)) < 0)
             return false;
-    }
-    if (close_range(STDERR_FILENO + 1, SPARE_NETWORK_FD, 0) < 0)
+    if (close_range(STDERR_FILENO + 1, VIEW_ROOT_FD, 0) < 0)
         return false;
-    for (size_t i = 0; i < 4; i++)
-        if (moved[i] >= 0 && dup3(moved[i], to[i], O_CLOEXEC) < 0)
+    for (size_t i = 0; i < 3; i++)
+        if (dup3(moved[i], to[i], O_CLOEXEC) < 0)
             return false;
-    return close_range(SPARE_NETWORK_FD + 1, ~0u, 0) == 0;
+    return close_range(VIEW_ROOT_FD + 1, ~0u, 0) == 0;
 }
 
-/* One connection, one keeper (see place_keeper_fds). The spare network namespace, if any, is
- * the keeper's: the caller's copy is closed. */
-static void launch_keeper(int listen_fd, const struct view_template *view, int *spare_network)
+/* One connection, one keeper (see place_keeper_fds). */
+static void launch_keeper(int listen_fd, const struct view_template *view)
 {
     int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0) {
@@ -1349,21 +1326,16 @@ static void launch_keeper(int listen_fd, const struct view_template *view, int *
         setsid();
         signal(SIGCHLD, SIG_DFL);
         name_launcher_child("keeper");
-        if (!place_keeper_fds(conn, view, *spare_network))
+        if (!place_keeper_fds(conn, view))
             _exit(EXIT_HELPER_FAILED);
         run_keeper();
     }
     /* The child has its copies; if the fork failed, the executor sees its connection close
      * before any hello, and reports that job's start as failed. */
     close(conn);
-    if (*spare_network >= 0) {
-        close(*spare_network);
-        *spare_network = -1;
-    }
 }
 
 static void build_view_template(const void *masks);
-static void bring_up_loopback(void);
 
 /* Runs `build` in a child, which makes a namespace of the kind /proc/<pid>/ns/`kind` names and
  * sets it up (its failures are its start-error lines), and returns that namespace, open: it
@@ -1432,17 +1404,6 @@ static int make_namespace(const char *kind, void (*build)(const void *), const v
     return made;
 }
 
-/* A network namespace made ahead of its job, lo up, handed to the next keeper: making one
- * (0.6–0.8 ms here, most of a clone into a job's namespaces) is then off the start's path. Each
- * is given to one keeper only, and the launcher keeps no copy. */
-static void build_spare_network(const void *unused)
-{
-    (void)unused;
-    if (unshare(CLONE_NEWNET) < 0)
-        fail(errno, "new network namespace");
-    bring_up_loopback();
-}
-
 static bool make_view_template(const struct masks *masks, struct view_template *view,
                                char *error, size_t size)
 {
@@ -1485,8 +1446,7 @@ static void drain_root_events(int fd)
  * executor did (a fork of a Node process of a hundred MiB, then an exec of the helper). It builds
  * the view template (make_namespace, build_view_template; the masks are the executor's paths
  * every job must not see), listens on <socket>, in the executor's root-only state directory, and
- * forks one keeper per connection, which then serves that connection (the protocol at the top),
- * with a spare network namespace when it made one meanwhile. Before a fork
+ * forks one keeper per connection, which then serves that connection (the protocol at the top). Before a fork
  * that follows a change of the host's mounts or top-level entries, it builds the template anew:
  * a job sees the host as it was when its start came. fd 3 is its link to the executor: "ready"
  * once it listens, or the start error; when the executor closes it (stops, restarts, crashes)
@@ -1547,27 +1507,15 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
     report(CONTROL_FD, "ready\n");
 
     bool outdated = false;
-    int spare_network = -1;
-    /* Cleared when making a spare failed: the next keeper's init makes its own, as the clone's,
-     * and the launcher tries again after it. */
-    bool spare_wanted = true;
     struct pollfd fds[] = {{.fd = CONTROL_FD, .events = POLLIN},
                            {.fd = host.mountinfo, .events = POLLPRI},
                            {.fd = host.root, .events = POLLIN},
                            {.fd = listen_fd, .events = POLLIN}};
     for (;;) {
-        bool make_spare = spare_network < 0 && spare_wanted;
-        int ready = poll(fds, sizeof fds / sizeof *fds, make_spare ? SPARE_NETWORK_DELAY_MS : -1);
-        if (ready < 0) {
+        if (poll(fds, sizeof fds / sizeof *fds, -1) < 0) {
             if (errno == EINTR)
                 continue;
             die_errno("launcher poll");
-        }
-        if (ready == 0) {
-            spare_network =
-                make_namespace("net", build_spare_network, NULL, NULL, error, sizeof error);
-            spare_wanted = spare_network >= 0;
-            continue;
         }
         /* The executor never writes here: readable means it is gone. */
         if (fds[0].revents != 0)
@@ -1592,8 +1540,7 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
             view = fresh;
             outdated = false;
         }
-        launch_keeper(listen_fd, &view, &spare_network);
-        spare_wanted = true;
+        launch_keeper(listen_fd, &view);
     }
 }
 
@@ -2289,18 +2236,10 @@ static void run_init(const struct spec *s, pid_t keeper, int out_fd, int err_fd,
     close(CONTROL_FD);
     /* In the job's cgroups before it builds anything, so that all of it counts as the job's. */
     join_cgroups(s);
-    /* Before the filesystem: the job's /sys shows the network namespace it is mounted in. */
-    if (s->network_given) {
-        if (setns(SPARE_NETWORK_FD, CLONE_NEWNET) < 0)
-            fail(errno, "enter the spare network namespace");
-        close(SPARE_NETWORK_FD);
-    }
     build_filesystem(s);
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
-    /* A spare came with lo up. */
-    if (!s->network_given)
-        bring_up_loopback();
+    bring_up_loopback();
     /* Its own cgroup namespace, rooted at the job's cgroups: /proc/self/cgroup shows "/", no
      * host cgroup path. The job inherits it. */
     if (unshare(CLONE_NEWCGROUP) < 0)

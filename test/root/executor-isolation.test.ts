@@ -10,7 +10,6 @@ import {
   openTestRuntime,
   runToEnd,
   shell,
-  sleep,
   startJob,
   stopJob,
   TEST_PREFIX,
@@ -66,9 +65,6 @@ isolation('only the loopback interface exists, and it is up', async ({ t }) => {
 isolation(
   'jobs started at once each get a network namespace of their own, with only lo, up',
   async ({ t }) => {
-    // The launcher makes a spare network namespace while idle: after a pause, the first of
-    // these starts gets it, and the others, coming at once, make their own.
-    await sleep(50);
     const jobs = await Promise.all(
       [1, 2, 3].map(() =>
         shell(t.runtime, 'readlink /proc/self/ns/net; ip -o link show | wc -l; sleep 0.3'),
