@@ -1248,6 +1248,12 @@ __attribute__((noreturn)) static void run_keeper(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Launcher                                                                                  */
 
+/* An outdated view template is built again once the host's mounts and top-level entries have
+ * been still this long (or before the next fork, whichever comes first): the old one holds the
+ * mounts it copied, so a filesystem unmounted on the host stays busy until then (a loop device
+ * stays attached, a disk cannot be ejected). A burst of changes costs one rebuild. */
+#define VIEW_SETTLE_MS 100
+
 /* After a failed accept that may repeat at once (out of descriptors or memory), a pause before
  * the next try instead of a busy loop; the executor's connection waits in the backlog. */
 #define ACCEPT_RETRY_MS 10
@@ -1411,6 +1417,20 @@ static bool make_view_template(const struct masks *masks, struct view_template *
     return view->ns >= 0;
 }
 
+/* Replaces an outdated template with a new one. A template that can no longer be built (the
+ * executor's link hears nothing now) ends this launcher; the executor's next start starts
+ * another, which reports why. */
+static void renew_view_template(const struct masks *masks, struct view_template *view)
+{
+    char error[512];
+    struct view_template fresh;
+    if (!make_view_template(masks, &fresh, error, sizeof error))
+        die_errno("rebuild the view template: %s", error);
+    close(view->ns);
+    close(view->root);
+    *view = fresh;
+}
+
 /* What tells the launcher that its view template is out of date: /proc/self/mountinfo polls
  * POLLPRI after any mount or unmount in the host's mount namespace (the launcher's), and an
  * inotify watch on / reports top-level entries created, removed or renamed. (What is inside the
@@ -1441,17 +1461,18 @@ static void drain_root_events(int fd)
         ;
 }
 
-/* The executor starts this once, as `jobworker-helper launcher <socket> [<mask>...]`, and asks it
- * for every job's keeper: forking this small process costs a fraction of what a spawn from the
- * executor did (a fork of a Node process of a hundred MiB, then an exec of the helper). It builds
- * the view template (make_namespace, build_view_template; the masks are the executor's paths
- * every job must not see), listens on <socket>, in the executor's root-only state directory, and
- * forks one keeper per connection, which then serves that connection (the protocol at the top). Before a fork
- * that follows a change of the host's mounts or top-level entries, it builds the template anew:
- * a job sees the host as it was when its start came. fd 3 is its link to the executor: "ready"
- * once it listens, or the start error; when the executor closes it (stops, restarts, crashes)
- * the launcher ends, and the keepers, which are not its to keep, carry on without it. It leaves
- * the socket's file for the next executor, which may already have bound a new one. */
+/* The executor starts this once, as `jobworker-helper launcher <socket> [<mask>...]`, and asks
+ * it for every job's keeper: forking this small process costs a fraction of what a spawn from
+ * the executor did (a fork of a Node process of a hundred MiB, then an exec of the helper). It
+ * builds the view template (make_namespace, build_view_template; the masks are the executor's
+ * paths every job must not see), listens on <socket>, in the executor's root-only state
+ * directory, and forks one keeper per connection, which then serves that connection (the
+ * protocol at the top). After a change of the host's mounts or top-level entries it builds the
+ * template anew, once they have been still for VIEW_SETTLE_MS and in any case before its next
+ * fork: a job sees the host as it was when its start came. fd 3 is its link to the executor:
+ * "ready" once it listens, or the start error; when the executor closes it (stops, restarts,
+ * crashes) the launcher ends, and the keepers, which are not its to keep, carry on without it.
+ * It leaves the socket's file for the next executor, which may already have bound a new one. */
 __attribute__((noreturn)) static void run_launcher(const char *socket_path, char *const *masks,
                                                    size_t n_masks)
 {
@@ -1512,10 +1533,16 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
                            {.fd = host.root, .events = POLLIN},
                            {.fd = listen_fd, .events = POLLIN}};
     for (;;) {
-        if (poll(fds, sizeof fds / sizeof *fds, -1) < 0) {
+        int ready = poll(fds, sizeof fds / sizeof *fds, outdated ? VIEW_SETTLE_MS : -1);
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             die_errno("launcher poll");
+        }
+        if (ready == 0) {
+            renew_view_template(&job_masks, &view);
+            outdated = false;
+            continue;
         }
         /* The executor never writes here: readable means it is gone. */
         if (fds[0].revents != 0)
@@ -1530,14 +1557,7 @@ __attribute__((noreturn)) static void run_launcher(const char *socket_path, char
         if (fds[3].revents == 0)
             continue;
         if (outdated) {
-            /* A template that can no longer be built (the executor's link hears nothing now)
-             * ends this launcher; the executor's next start starts another, which reports it. */
-            struct view_template fresh;
-            if (!make_view_template(&job_masks, &fresh, error, sizeof error))
-                die_errno("rebuild the view template: %s", error);
-            close(view.ns);
-            close(view.root);
-            view = fresh;
+            renew_view_template(&job_masks, &view);
             outdated = false;
         }
         launch_keeper(listen_fd, &view);

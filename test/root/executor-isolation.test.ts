@@ -4,12 +4,14 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import {
   openTestRuntime,
   runToEnd,
   shell,
+  sleep,
   startJob,
   stopJob,
   TEST_PREFIX,
@@ -163,6 +165,36 @@ isolation(
       spawnSync('umount', [mountPoint]);
       await rm(topLevel, { recursive: true, force: true });
       await rm(mountPoint, { recursive: true, force: true });
+    }
+  },
+);
+
+isolation(
+  'a filesystem unmounted on the host is let go of at once, not held until the next start',
+  async ({ t }) => {
+    const dir = await mkdtemp(`/var/tmp/${TEST_PREFIX}loop-`);
+    const image = join(dir, 'image');
+    const mountPoint = join(dir, 'mnt');
+    await mkdir(mountPoint);
+    execFileSync('truncate', ['-s', '8M', image]);
+    execFileSync('mkfs.ext4', ['-q', image]);
+    const device = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' });
+    const loop = device.trim();
+    const attached = `/sys/block/${basename(loop)}/loop/backing_file`;
+    try {
+      execFileSync('mount', [loop, mountPoint]);
+      // A start after the mount: the launcher's view template now holds it too.
+      await shell(t.runtime, 'true');
+      execFileSync('umount', [mountPoint]);
+      // Busy, the device is only marked to detach once its last user lets go.
+      execFileSync('losetup', ['-d', loop]);
+      const deadline = Date.now() + 3_000;
+      while (existsSync(attached) && Date.now() < deadline) await sleep(20);
+      assert.not.ok(existsSync(attached), `${loop} is still held`);
+    } finally {
+      spawnSync('umount', [mountPoint]);
+      spawnSync('losetup', ['-d', loop]);
+      await rm(dir, { recursive: true, force: true });
     }
   },
 );
