@@ -1286,12 +1286,9 @@ struct view_template {
     int root;
 };
 
-static bool make_view_template(const struct masks *masks, struct view_template *view,
-                               char *error, size_t size);
-
 /* In a keeper being forked: the connection becomes CONTROL_FD, the view template and its root
- * VIEW_TEMPLATE_FD and VIEW_ROOT_FD, and nothing else stays open. Through copies above them all first, so that no number is overwritten
- * before it was moved, whatever the numbers were. */
+ * VIEW_TEMPLATE_FD and VIEW_ROOT_FD, and nothing else stays open. Through copies above them all
+ * first, so that no number is overwritten before it was moved, whatever the numbers were. */
 static bool place_keeper_fds(int conn, const struct view_template *view)
 {
     const int from[] = {conn, view->ns, view->root};
@@ -1341,66 +1338,67 @@ static void launch_keeper(int listen_fd, const struct view_template *view)
     close(conn);
 }
 
-static void build_view_template(const void *masks);
+static void build_view_template(const struct masks *masks);
 
-/* Runs `build` in a child, which makes a namespace of the kind /proc/<pid>/ns/`kind` names and
- * sets it up (its failures are its start-error lines), and returns that namespace, open: it
- * lives on through the descriptor once the child is gone. With `root`, the child's root
- * directory too (O_PATH), as the child left it. On failure, -1 with the start-error line in
- * `error`. */
-static int make_namespace(const char *kind, void (*build)(const void *), const void *arg,
-                          int *root, char *error, size_t size)
+/* The first line `fd` gives, without its newline ("" if it ends before one). */
+static void read_line(int fd, char *line, size_t size)
+{
+    size_t got = 0;
+    while (got < size - 1) {
+        ssize_t n = read(fd, line + got, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || line[got] == '\n')
+            break;
+        got++;
+    }
+    line[got] = '\0';
+}
+
+/* Builds the view template in a child (build_view_template) and keeps the child's mount
+ * namespace and root directory (O_PATH) open: they live on through the descriptors once the
+ * child is gone. On failure, false with the start-error line in `error`. */
+static bool make_view_template(const struct masks *masks, struct view_template *view,
+                               char *error, size_t size)
 {
     int link[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link) < 0) {
-        snprintf(error, size, "start-error %d %s namespace: channel", errno, kind);
-        return -1;
+        snprintf(error, size, "start-error %d view template: channel", errno);
+        return false;
     }
     pid_t builder = fork();
     if (builder == 0) {
         name_launcher_child("builder");
         close(link[0]);
         report_fd = link[1];
-        build(arg);
+        build_view_template(masks);
         report(link[1], "built\n");
-        /* Held until the launcher has opened our namespace: then it closes its end. */
+        /* Held until the launcher has opened our namespace and root: then it closes its end. */
         char byte;
         while (read(link[1], &byte, 1) < 0 && errno == EINTR)
             ;
         _exit(0);
     }
     close(link[1]);
-    int made = -1;
+    bool made = false;
     if (builder < 0) {
-        snprintf(error, size, "start-error %d %s namespace: fork", errno, kind);
+        snprintf(error, size, "start-error %d view template: fork", errno);
     } else {
-        char line[512] = "";
-        size_t got = 0;
-        ssize_t n;
-        while (got < sizeof line - 1 && !memchr(line, '\n', got) &&
-               ((n = read(link[0], line + got, sizeof line - 1 - got)) > 0 ||
-                (n < 0 && errno == EINTR)))
-            got += n > 0 ? (size_t)n : 0;
-        line[got] = '\0';
-        line[strcspn(line, "\n")] = '\0';
-        if (strcmp(line, "built") == 0) {
-            char path[64];
-            snprintf(path, sizeof path, "/proc/%d/ns/%s", builder, kind);
-            made = open(path, O_RDONLY | O_CLOEXEC);
-            if (made < 0)
-                snprintf(error, size, "start-error %d %s namespace: open", errno, kind);
-            snprintf(path, sizeof path, "/proc/%d/root", builder);
-            if (made >= 0 && root &&
-                (*root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-                snprintf(error, size, "start-error %d %s namespace: open its root", errno, kind);
-                close(made);
-                made = -1;
-            }
-        } else if (line[0]) {
-            snprintf(error, size, "%s", line);
-        } else {
-            snprintf(error, size, "start-error 0 %s namespace: its builder died", kind);
-        }
+        char line[512];
+        read_line(link[0], line, sizeof line);
+        char ns_path[64], root_path[64];
+        snprintf(ns_path, sizeof ns_path, "/proc/%d/ns/mnt", builder);
+        snprintf(root_path, sizeof root_path, "/proc/%d/root", builder);
+        if (strcmp(line, "built") != 0)
+            snprintf(error, size, "%s",
+                     line[0] ? line : "start-error 0 view template: its builder died");
+        else if ((view->ns = open(ns_path, O_RDONLY | O_CLOEXEC)) < 0)
+            snprintf(error, size, "start-error %d view template: open its namespace", errno);
+        else if ((view->root = open(root_path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            snprintf(error, size, "start-error %d view template: open its root", errno);
+            close(view->ns);
+        } else
+            made = true;
     }
     close(link[0]);
     /* SIGCHLD is ignored in the launcher: the kernel reaps it; this only waits for its end. */
@@ -1408,13 +1406,6 @@ static int make_namespace(const char *kind, void (*build)(const void *), const v
         while (waitpid(builder, NULL, 0) < 0 && errno == EINTR)
             ;
     return made;
-}
-
-static bool make_view_template(const struct masks *masks, struct view_template *view,
-                               char *error, size_t size)
-{
-    view->ns = make_namespace("mnt", build_view_template, masks, &view->root, error, size);
-    return view->ns >= 0;
 }
 
 /* Replaces an outdated template with a new one. A template that can no longer be built (the
@@ -1464,15 +1455,15 @@ static void drain_root_events(int fd)
 /* The executor starts this once, as `jobworker-helper launcher <socket> [<mask>...]`, and asks
  * it for every job's keeper: forking this small process costs a fraction of what a spawn from
  * the executor did (a fork of a Node process of a hundred MiB, then an exec of the helper). It
- * builds the view template (make_namespace, build_view_template; the masks are the executor's
- * paths every job must not see), listens on <socket>, in the executor's root-only state
- * directory, and forks one keeper per connection, which then serves that connection (the
- * protocol at the top). After a change of the host's mounts or top-level entries it builds the
- * template anew, once they have been still for VIEW_SETTLE_MS and in any case before its next
- * fork: a job sees the host as it was when its start came. fd 3 is its link to the executor:
- * "ready" once it listens, or the start error; when the executor closes it (stops, restarts,
- * crashes) the launcher ends, and the keepers, which are not its to keep, carry on without it.
- * It leaves the socket's file for the next executor, which may already have bound a new one. */
+ * builds the view template (make_view_template; the masks are the executor's paths every job
+ * must not see), listens on <socket>, in the executor's root-only state directory, and forks
+ * one keeper per connection, which then serves that connection (the protocol at the top). After
+ * a change of the host's mounts or top-level entries it builds the template anew, once they
+ * have been still for VIEW_SETTLE_MS and in any case before its next fork: a job sees the host
+ * as it was when its start came. fd 3 is its link to the executor: "ready" once it listens, or
+ * the start error; when the executor closes it (stops, restarts, crashes) the launcher ends,
+ * and the keepers, which are not its to keep, carry on without it. It leaves the socket's file
+ * for the next executor, which may already have bound a new one. */
 __attribute__((noreturn)) static void run_launcher(const char *socket_path, char *const *masks,
                                                    size_t n_masks)
 {
@@ -1830,14 +1821,13 @@ static int make_disk_storage(const struct spec *s)
     return mounted;
 }
 
-/* The view every job starts from, built once by the launcher (make_namespace) and copied
+/* The view every job starts from, built once by the launcher (make_view_template) and copied
  * into each job's mount namespace: a tmpfs root with the host's top-level directories and files
  * bound read-only, symlinks copied, a minimal /dev, empty /proc, /sys, /tmp, /run and JOB_DIR
  * for the job's own mounts, the masks hidden, the root read-only. Runs in a process of its own,
  * in a new mount namespace, which the launcher keeps only as a descriptor. */
-static void build_view_template(const void *masks_arg)
+static void build_view_template(const struct masks *masks)
 {
-    const struct masks *masks = masks_arg;
     if (unshare(CLONE_NEWNS) < 0)
         fail(errno, "new mount namespace");
     /* Nothing we mount from here on may propagate back to the host. */
