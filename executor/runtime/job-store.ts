@@ -7,6 +7,8 @@
 //   <id>/storage.img     a disk-backed /job's ext4 image, until the job's init attaches it to a
 //                        loop device and unlinks it (executor/runtime/storage-image.ts)
 // Every file here is the executor's or the keeper's, a flat handful: nothing the job shaped.
+// On ext2/3/4 the <id> directories are spread over the block groups as top-level directories are
+// (spread-job-directories.ts).
 // (Executors before per-job filesystems kept the job's /job here too, as <id>/work: a tree the
 // job built, which is removed by a child process, never walked in the event loop.)
 import { execFile } from 'node:child_process';
@@ -27,6 +29,7 @@ import type { Logger } from 'pino';
 import { JOB_ID } from '../../shared/job-id.ts';
 import type { JobRecord } from '../../shared/job.ts';
 import type { KeeperIdentity } from './keeper-link.ts';
+import { spreadJobDirectories } from './spread-job-directories.ts';
 
 const KEEPER_ID_FILE = 'keeper.id';
 const STORAGE_IMAGE_FILE = 'storage.img';
@@ -56,6 +59,7 @@ export class JobStore {
    */
   async init(): Promise<void> {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await spreadJobDirectories(this.root, this.logger);
     const stateDir = dirname(this.root);
     await chown(stateDir, 0, 0);
     await chmod(stateDir, 0o700);

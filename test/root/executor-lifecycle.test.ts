@@ -1,8 +1,9 @@
 // A job's life: how it ends and how that is recorded, start errors, timeouts, stops that must
 // reach every process, and nothing left behind.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { callOp } from '../../executor/socket/op-table.ts';
@@ -299,5 +300,24 @@ lifecycle('usage is recorded: cpu seconds, peak memory', async ({ t }) => {
     `peak ${record.usage?.memoryPeakBytes}`,
   );
 });
+
+lifecycle(
+  'jobs/ is a top of directory hierarchies (chattr +T): ext4 spreads job directories over its groups',
+  async ({ t }) => {
+    // Only the ext2/3/4 family has the attribute: a probe tells whether the state disk is one.
+    const probe = mkdtempSync(join(t.config.stateDir, 'probe-'));
+    const supported = spawnSync('/usr/bin/chattr', ['+T', probe]).status === 0;
+    rmSync(probe, { recursive: true });
+    if (!supported) {
+      console.log(`  (${t.config.stateDir} is not on ext2/3/4: no attribute to look for)`);
+      return;
+    }
+    const [flags = ''] = execFileSync('/usr/bin/lsattr', ['-d', join(t.config.stateDir, 'jobs')], {
+      encoding: 'utf8',
+    }).split(' ');
+    assert.ok(flags.includes('T'), `lsattr: ${flags}`);
+    await runToEnd(t.runtime, { argv: ['true'] });
+  },
+);
 
 lifecycle.run();
