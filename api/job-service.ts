@@ -111,9 +111,13 @@ export function jobService(parts: JobServiceParts): JobService {
       call.emit('error', statusFor(error, logger));
       return;
     }
-    // A watcher that goes away releases its place in the fan-out at once.
+    // A watcher that goes away releases its place in the fan-out at once. (grpc-js reports every
+    // call as cancelled once its status is sent, too: a watch that has ended has nothing to stop.)
     const gone = new AbortController();
-    call.on('cancelled', () => gone.abort(GONE));
+    let ended = false;
+    call.on('cancelled', () => {
+      if (!ended) gone.abort(GONE);
+    });
     const end = () => {
       if (gone.signal.aborted) return;
       gone.abort(GONE);
@@ -131,9 +135,11 @@ export function jobService(parts: JobServiceParts): JobService {
       .watch(id, offset, callSink(call), gone.signal)
       .then(
         () => {
+          ended = true;
           if (!gone.signal.aborted) call.end();
         },
         (error: unknown) => {
+          ended = true;
           if (!gone.signal.aborted) call.emit('error', statusFor(error, logger));
         },
       )
