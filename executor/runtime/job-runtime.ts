@@ -143,6 +143,8 @@ export class JobRuntime {
   private imageMaker: Promise<string> | null = null;
   /** Starts between their cap check and their entry in `jobs`: the running-job cap counts them. */
   private starting = 0;
+  /** Entries in `jobs` with a RunningJob: each start's cap check must not walk every ended job. */
+  private running = 0;
   /** Starts not yet settled (started or failed), each resolving when it has. */
   private readonly startsUnderWay = new Set<Promise<void>>();
   /** Jobs starting or running, per owner: what a per-owner quota counts. */
@@ -252,6 +254,7 @@ export class JobRuntime {
       identity,
     );
     entry.running = running;
+    this.running += 1;
     entry.liveLog = running.log;
     this.countActive(entry.summary.owner, 1);
     void running.settled.then(() => this.onEnded(entry, uid));
@@ -305,10 +308,9 @@ export class JobRuntime {
     }
   }
 
+  /** Jobs with a RunningJob (counted where one is set and cleared, not by a walk of all jobs). */
   get runningCount(): number {
-    let count = 0;
-    for (const entry of this.jobs.values()) if (entry.running) count += 1;
-    return count;
+    return this.running;
   }
 
   /** The configuration in force: the file's, with limits clamped to this host. */
@@ -457,6 +459,7 @@ export class JobRuntime {
       );
       cgroups = null; // owned by the running job from here on
       entry.running = job;
+      this.running += 1;
       entry.liveLog = job.log;
       this.jobs.set(id, entry);
       uncount();
@@ -570,7 +573,10 @@ export class JobRuntime {
   }
 
   private onEnded(entry: JobEntry, uid: number): void {
-    if (entry.running) this.remember(entry, entry.running.record);
+    if (entry.running) {
+      this.remember(entry, entry.running.record);
+      this.running -= 1;
+    }
     entry.running = null;
     this.countActive(entry.summary.owner, -1);
     this.uids.release(uid);
