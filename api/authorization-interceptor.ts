@@ -17,6 +17,7 @@ import { statusFor } from './grpc-status.ts';
 import { listingOwner, maySeeJob, ruleFor, seesEveryJob } from './authorization-policy.ts';
 import type { PeerIdentity } from './peer-identity.ts';
 import { RefusedRequest } from './service-definitions.ts';
+import { sendWatchMessagesFramed } from './watch-framing.ts';
 
 export interface InterceptorParts {
   executor: ExecutorClient;
@@ -50,6 +51,8 @@ export function authorizationInterceptor(parts: InterceptorParts): ServerInterce
     const caller = identify(call);
     const deadline = deadlineMs(call.getDeadline());
     const audit = new CallAudit(parts.audit, method.path, deadline);
+    // This is grpc-js's own call: a watch's messages leave it framed already (watch-framing.ts).
+    sendWatchMessagesFramed(method.path, call);
     // grpc-js sends some statuses itself, straight from the call (its deadline timer, a message
     // above the size bound), past the interceptors: observe every status where they all pass.
     const sendStatus = call.sendStatus.bind(call);

@@ -24,6 +24,7 @@ import {
   listArgsFromRequest,
   specFromRequest,
 } from './job-messages.ts';
+import { grpcFramed } from './output-chunk-wire.ts';
 import type { OutputFanout, OutputSink } from './output-fanout.ts';
 import { peerIdentity } from './peer-identity.ts';
 import type { WatcherSlots } from './watcher-slots.ts';
@@ -89,7 +90,7 @@ export function jobService(parts: JobServiceParts): JobService {
       },
       send(wire) {
         inFlight += 1;
-        call.write(wire, () => {
+        call.write(grpcFramed(wire), () => {
           inFlight -= 1;
           room?.();
           room = null;

@@ -9,6 +9,7 @@ import { invalid } from '../shared/schema.ts';
 import { HealthService } from './generated/grpc/health/v1/health.ts';
 import { JobServiceService } from './generated/jobworker/v1/jobworker.ts';
 import { REQUEST_SHAPES } from './request-shapes.ts';
+import { GRPC_PREFIX_BYTES } from './output-chunk-wire.ts';
 import { checkWire } from './wire-check.ts';
 
 /** A request that never reaches a handler: the interceptor answers it with its error. */
@@ -42,12 +43,16 @@ function readStrictly<Service extends Methods>(service: Service): Service {
   return Object.fromEntries(entries) as Service;
 }
 
-/** WatchJobOutput's messages come serialised already (output-fanout.ts): passed on as they are. */
+/**
+ * WatchJobOutput's messages come serialised and framed already (output-fanout.ts,
+ * output-chunk-wire.ts), and are sent as they are (watch-framing.ts). This serializer is used
+ * only if grpc-js frames them itself after all: then it gives it the message without the prefix.
+ */
 export const JOB_SERVICE = {
   ...readStrictly(JobServiceService),
   watchJobOutput: {
     ...readStrictly(JobServiceService).watchJobOutput,
-    responseSerialize: (message: Buffer): Buffer => message,
+    responseSerialize: (framed: Buffer): Buffer => framed.subarray(GRPC_PREFIX_BYTES),
   },
 };
 export const HEALTH_SERVICE = readStrictly(HealthService);

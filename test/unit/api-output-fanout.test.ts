@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import type { ExecutorClient } from '../../api/executor-client.ts';
 import type { OutputCollector } from '../../api/executor-output.ts';
 import { OutputChunk, OutputStream } from '../../api/generated/jobworker/v1/jobworker.ts';
-import { encodeOutputChunk } from '../../api/output-chunk-wire.ts';
+import { BaseServerInterceptingCall } from '@grpc/grpc-js/build/src/server-interceptors.js';
+import { encodeOutputChunk, grpcFramed } from '../../api/output-chunk-wire.ts';
 import { OutputFanout, WINDOW_BYTES } from '../../api/output-fanout.ts';
 import type { OutputSink } from '../../api/output-fanout.ts';
 import { MESSAGE_BYTES, MessageBuilder, wireFrom } from '../../api/output-messages.ts';
@@ -196,6 +197,49 @@ function watcher(from = 0) {
 }
 
 const output = Buffer.from(Array.from({ length: 40 * MiB }, (_, i) => (i * 7 + (i >> 12)) & 0xff));
+
+/** gRPC's framing of a message, as grpc-js writes it: flag 0, length (32 bits, big-endian). */
+function framedByGrpc(message: Buffer): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
+fanout('every message is framed for gRPC in place, in the room kept in front of it', () => {
+  const builder = new MessageBuilder();
+  builder.add(chunk('stdout', 0, 100 * KiB), null);
+  const data = Buffer.alloc(128 * KiB, 5);
+  const head = outputChunkFrameHead(7, { stream: 'stderr', offset: 100 * KiB, data });
+  const frame = Buffer.concat([head, data]);
+  // In two reads, so that the decoder gathers the frame into a buffer of its own: it is adopted.
+  const decoder = new FrameDecoder();
+  let gathered: Buffer | null = null;
+  for (const read of [frame.subarray(0, 1000), frame.subarray(1000)])
+    decoder.pushEach(read, (value, own) => {
+      gathered = own;
+      builder.add((value as { chunk: ExecutorChunk }).chunk, own);
+    });
+  const [built, adopted] = builder.drain();
+  assert.ok(built && adopted);
+  assert.ok(adopted.wire.buffer === (gathered as Buffer | null)?.buffer, 'adopted where it lies');
+  const joined = wireFrom(built, 7);
+  for (const wire of [built.wire, adopted.wire, joined, encodeOutputChunk(1, 3, [data])]) {
+    const before = Buffer.from(wire);
+    const framed = grpcFramed(wire);
+    assert.equal(framed, framedByGrpc(before));
+    assert.ok(framed.buffer === wire.buffer, 'no copy');
+    assert.equal(grpcFramed(wire), framed, 'framing again writes the same bytes');
+    assert.equal(wire, before, 'the message itself is untouched');
+  }
+});
+
+fanout(
+  "grpc-js still frames each message in the call's serializeMessage (watch-framing.ts)",
+  () => {
+    const prototype = BaseServerInterceptingCall.prototype as unknown as Record<string, unknown>;
+    assert.type(prototype.serializeMessage, 'function');
+  },
+);
 
 fanout('all watchers of one job share one executor stream', async () => {
   const { executor, opened } = fakeExecutor(output);
