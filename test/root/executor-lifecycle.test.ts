@@ -17,6 +17,7 @@ import {
   sleep,
   startJob,
   stopJob,
+  TEST_PREFIX,
 } from './executor-kit.ts';
 import type { TestRuntime } from './executor-kit.ts';
 
@@ -319,5 +320,24 @@ lifecycle(
     await runToEnd(t.runtime, { argv: ['true'] });
   },
 );
+
+lifecycle('on a state disk without that attribute (tmpfs) jobs start and run as ever', async () => {
+  const mountPoint = mkdtempSync(`/var/tmp/${TEST_PREFIX}tmpfs-`);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0700', 'tmpfs', mountPoint]);
+  try {
+    const stateDir = join(mountPoint, 'state');
+    const t = await openTestRuntime({ stateDir, socketPath: join(stateDir, 'run/executor.sock') });
+    try {
+      const { record, stdout } = await shell(t.runtime, 'echo ran');
+      assert.is(record.state, 'COMPLETED');
+      assert.is(stdout, 'ran\n');
+    } finally {
+      await t.close();
+    }
+  } finally {
+    execFileSync('umount', [mountPoint]);
+    rmSync(mountPoint, { recursive: true });
+  }
+});
 
 lifecycle.run();
