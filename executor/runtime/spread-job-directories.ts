@@ -10,11 +10,12 @@
 // The top-of-hierarchy attribute (`chattr +T`, FS_TOPDIR_FL) makes the allocator place each
 // directory made in `jobs/` as it places top-level ones: spread over the groups, each in one with
 // room to spare. Node has no ioctl, so chattr (e2fsprogs, on every Debian system) sets it, once
-// per start. Other file systems (xfs, btrfs, tmpfs) have no such attribute and no such scan: the
+// per start, after the check every program root runs passes (trusted-executable.ts). Other file systems (xfs, btrfs, tmpfs) have no such attribute and no such scan: the
 // attempt fails, the executor says so once, and nothing else changes.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
+import { checkTrustedExecutable } from '../trusted-executable.ts';
 
 const run = promisify(execFile);
 const CHATTR = '/usr/bin/chattr';
@@ -22,11 +23,12 @@ const CHATTR = '/usr/bin/chattr';
 /** Marks `dir` (root's own, made by the store) as a top of directory hierarchies; never throws. */
 export async function spreadJobDirectories(dir: string, logger: Logger): Promise<void> {
   try {
-    await run(CHATTR, ['+T', dir], { env: {}, timeout: 10_000 });
+    const chattr = await checkTrustedExecutable(CHATTR);
+    await run(chattr, ['+T', dir], { env: {}, timeout: 10_000 });
   } catch (error) {
     const stderr = (error as { stderr?: unknown }).stderr;
     const reason =
-      typeof stderr === 'string' && stderr.trim() !== '' ? stderr.trim() : String(error);
+      typeof stderr === 'string' && stderr.trim() !== '' ? stderr.trim() : (error as Error).message;
     logger.info(
       { dir, reason },
       'job directories are not spread over the file system (its allocator is left as it is)',
