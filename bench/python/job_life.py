@@ -7,8 +7,15 @@ complete). The floor: `unshare -pf --mount-proc -n -u -i` then `setpriv` to an u
 with no groups and no capabilities, running the same program. Both are timed alternately, one at
 a time (latency) and N at a time (rate). Prints one JSON object.
 
+The figures are a warm service's, as a long-running one is: a freshly started API and executor run
+their code interpreted until V8 has compiled it, and are slower for the first few hundred jobs.
+So one short round right after the start is timed on its own (`cold_per_second`), then
+`--warmup` lives run (N at a time, the floor's too) before anything else is timed. Each rate round
+runs `--rate-jobs` lives, so that its first and last moments, with fewer than N in flight, weigh
+little.
+
     job_life.py --target 127.0.0.1:PORT --image image.binpb --ca ca.crt --cert c.crt --key c.key \
-        --uid UID --runs N --parallel N
+        --uid UID [--runs N] [--parallel N] [--warmup N] [--rate-jobs N]
 """
 import argparse
 import json
@@ -36,6 +43,8 @@ def main():
         parser.add_argument(flag, required=True)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=400)
+    parser.add_argument("--rate-jobs", type=int, default=200)
     args = parser.parse_args()
     messages = load_messages(args.image)
 
@@ -76,27 +85,36 @@ def main():
             subprocess.run(floor, check=True)
             return (time.perf_counter() - started) * 1000
 
-        for _ in range(5):  # warm up both paths: TLS session, page cache
-            job_life()
-            floor_life()
-        jobworker, baseline = [], []
-        for _ in range(args.runs):
-            jobworker.append(job_life())
-            baseline.append(floor_life())
-
         def rate(life, count):
             started = time.perf_counter()
             with ThreadPoolExecutor(args.parallel) as pool:
                 list(pool.map(lambda _: life(), range(count)))
             return count / (time.perf_counter() - started)
 
+        for _ in range(5):  # the TLS session, the page cache
+            job_life()
+            floor_life()
+        cold_round = args.parallel * 5
+        cold = {"jobworker": rate(job_life, cold_round), "baseline": rate(floor_life, cold_round)}
+        rate(job_life, args.warmup)
+        rate(floor_life, args.warmup)
+
+        jobworker, baseline = [], []
+        for _ in range(args.runs):
+            jobworker.append(job_life())
+            baseline.append(floor_life())
+
         rates = {"jobworker": [], "baseline": []}
         for _ in range(3):
-            rates["jobworker"].append(rate(job_life, args.parallel * 5))
-            rates["baseline"].append(rate(floor_life, args.parallel * 5))
+            rates["jobworker"].append(rate(job_life, args.rate_jobs))
+            rates["baseline"].append(rate(floor_life, args.rate_jobs))
 
-    json.dump({"life_ms": {"jobworker": jobworker, "baseline": baseline}, "per_second": rates},
-              sys.stdout)
+    figures = {
+        "life_ms": {"jobworker": jobworker, "baseline": baseline},
+        "per_second": rates,
+        "cold_per_second": cold,
+    }
+    json.dump(figures, sys.stdout)
     sys.stdout.write("\n")
 
 
