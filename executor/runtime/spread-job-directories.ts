@@ -10,8 +10,9 @@
 // The top-of-hierarchy attribute (`chattr +T`, FS_TOPDIR_FL) makes the allocator place each
 // directory made in `jobs/` as it places top-level ones: spread over the groups, each in one with
 // room to spare. Node has no ioctl, so chattr (e2fsprogs, on every Debian system) sets it, once
-// per start, after the check every program root runs passes (trusted-executable.ts). Other file systems (xfs, btrfs, tmpfs) have no such attribute and no such scan: the
-// attempt fails, the executor says so once, and nothing else changes.
+// per start, after the check every program root runs passes (trusted-executable.ts). Other file
+// systems (xfs, btrfs, tmpfs) have no such attribute and no such scan: the attempt fails, the
+// executor says so once, and nothing else changes.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
