@@ -1,5 +1,6 @@
 // Shared set-up for the root tests of the job runtime: a real runtime on real cgroups, with its
 // own state directory and cgroup name, removed again after the suite.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -20,6 +21,26 @@ export interface TestRuntime {
   runtime: JobRuntime;
   config: Readonly<ExecutorConfig>;
   close(): Promise<void>;
+}
+
+/** Every cgroup directory, in any hierarchy, whose name matches `name` (a `find -name` pattern). */
+export function cgroupDirsNamed(name: string): string {
+  return execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-type', 'd', '-name', name], {
+    encoding: 'utf8',
+  });
+}
+
+/**
+ * What a closed executor must not leave: its cgroup parents. One still there means it let go of a
+ * job it should have waited for, or its close failed; said here, by the test that left it, with
+ * `log` (the executor's), rather than only by the leftovers check at the end of the run.
+ */
+export function assertCgroupsRemoved(cgroupName: string, log = ''): void {
+  const left = cgroupDirsNamed(cgroupName);
+  if (left !== '')
+    throw new Error(
+      `the executor's cgroup parents outlived it:\n${left}${log && `its log:\n${log}`}`,
+    );
 }
 
 /**
@@ -51,6 +72,7 @@ export async function openTestRuntime(
       await runtime.drain(200);
       await runtime.close();
       await rm(stateDir, { recursive: true, force: true });
+      assertCgroupsRemoved(cgroupName);
     },
   };
 }

@@ -10,6 +10,7 @@ import { callOp } from '../../executor/socket/op-table.ts';
 import { JobError } from '../../shared/errors.ts';
 import type { JobSpec } from '../../shared/job.ts';
 import {
+  cgroupDirsNamed,
   openTestRuntime,
   processExists,
   runToEnd,
@@ -63,12 +64,6 @@ async function waitForOutput(t: TestRuntime, id: string, text: string): Promise<
   throw new Error(`the job ended without printing ${JSON.stringify(text)}: ${seen}`);
 }
 
-function jobCgroupDirs(id: string): string {
-  return execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-type', 'd', '-name', id], {
-    encoding: 'utf8',
-  });
-}
-
 async function expectStartError(
   t: TestRuntime,
   spec: JobSpec,
@@ -94,7 +89,7 @@ async function expectStartError(
     assert.is(record.state, 'FAILED');
     assert.is(record.endReason, 'start-failed');
     assert.is(record.error, message);
-    assert.is(jobCgroupDirs(record.id), '');
+    assert.is(cgroupDirsNamed(record.id), '');
   }
 }
 
@@ -105,7 +100,7 @@ lifecycle('exit 0 is COMPLETED; the cgroups are gone once it ended', async ({ t 
     ['COMPLETED', 'exited', 0, null],
   );
   assert.ok(record.endedAt !== null && record.endedAt >= record.createdAt);
-  assert.is(jobCgroupDirs(record.id), '');
+  assert.is(cgroupDirsNamed(record.id), '');
 });
 
 lifecycle('a non-zero exit is FAILED with its code', async ({ t }) => {
@@ -218,7 +213,7 @@ lifecycle(
       [record.state, record.endReason, record.signal],
       ['STOPPED', 'stopped', 'SIGKILL'],
     );
-    assert.is(jobCgroupDirs(job.id), '');
+    assert.is(cgroupDirsNamed(job.id), '');
   },
 );
 

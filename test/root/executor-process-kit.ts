@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { compiledPath, SERVICE_NODE_FLAGS } from '../../shared/app-layout.ts';
 import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
 import { createLogger } from '../../shared/logger.ts';
-import { TEST_PREFIX, sleep } from './executor-kit.ts';
+import { assertCgroupsRemoved, TEST_PREFIX, sleep } from './executor-kit.ts';
 
 /** A gid no account uses, so the test never edits /etc/group; only it may open the socket. */
 export const TEST_SOCKET_GID = 61_234;
@@ -121,12 +121,15 @@ export async function untilNoJobRunning(stateDir: string): Promise<void> {
   while ((await running()) > 0 && Date.now() < deadline) await sleep(20);
 }
 
-async function launch(
-  stateDir: string,
-  cgroupName: string,
-  configPath: string,
-): Promise<ExecutorProcess> {
-  const socketPath = join(stateDir, 'run', 'executor.sock');
+export interface SpawnedExecutor {
+  child: ChildProcess;
+  /** Everything the process wrote to stderr so far (its JSON log). */
+  log: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The executor process on `configPath`, as its unit starts it; not waited for. */
+export function spawnExecutor(configPath: string): SpawnedExecutor {
   const child = trackChild(
     spawn(
       process.execPath,
@@ -141,7 +144,16 @@ async function launch(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
-  const log = () => stderr;
+  return { child, log: () => stderr, exited };
+}
+
+async function launch(
+  stateDir: string,
+  cgroupName: string,
+  configPath: string,
+): Promise<ExecutorProcess> {
+  const socketPath = join(stateDir, 'run', 'executor.sock');
+  const { child, log, exited } = spawnExecutor(configPath);
   await waitForSocket(socketPath, child, log);
   const self: ExecutorProcess = {
     child,
@@ -163,10 +175,16 @@ async function launch(
       const alive = child.exitCode === null && child.signalCode === null;
       const recorder = alive ? self : await launch(stateDir, cgroupName, configPath);
       await untilNoJobRunning(state);
-      await recorder.stop();
+      const { code, signal } = await recorder.stop();
       if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${state} `))
         execFileSync('umount', [state]);
       await rm(stateDir, { recursive: true, force: true });
+      if (code !== 0) {
+        throw new Error(
+          `the executor did not stop cleanly (${signal ?? `exit ${code}`}):\n${recorder.log()}`,
+        );
+      }
+      assertCgroupsRemoved(cgroupName, recorder.log());
     },
   };
   return self;

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { ExecutorClient } from '../../api/executor-client.ts';
 import type { JobError } from '../../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
-import { sleep } from './executor-kit.ts';
+import { cgroupDirsNamed, sleep } from './executor-kit.ts';
 import { startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
 import type { ExecutorProcess } from './executor-process-kit.ts';
 import { compiledPath } from '../../shared/app-layout.ts';
@@ -58,12 +58,6 @@ async function collect(
     else end = event.end;
   }
   return { text, end };
-}
-
-function cgroupDirsNamed(name: string): string {
-  return execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-type', 'd', '-name', name], {
-    encoding: 'utf8',
-  });
 }
 
 executor('the socket is root:<group> 0660 in a root:<group> 0750 directory', ({ x }) => {

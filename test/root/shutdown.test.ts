@@ -1,6 +1,5 @@
 // SIGTERM to each process while it is busy: it stops cleanly and no output a job writes is lost;
 // the executor leaves its jobs to their keepers, and a drain ends them with nothing left behind.
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
@@ -8,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ExecutorClient } from '../../api/executor-client.ts';
 import type { OutputChunk } from '../../api/generated/jobworker/v1/jobworker.ts';
-import { sleep } from './executor-kit.ts';
+import { cgroupDirsNamed, sleep } from './executor-kit.ts';
 import { drainKeepers } from '../../executor/runtime/keeper-drain.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { jobInitsOf, startExecutorProcess, untilNoJobRunning } from './executor-process-kit.ts';
@@ -80,12 +79,7 @@ shutdown(
         client.close();
         assert.is((await again.stop()).code, 0);
       }
-      assert.is(
-        execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-name', x.cgroupName], {
-          encoding: 'utf8',
-        }),
-        '',
-      );
+      assert.is(cgroupDirsNamed(x.cgroupName), '');
       assert.not.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(x.stateDir));
     } finally {
       await x.remove();

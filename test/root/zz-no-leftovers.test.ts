@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EXECUTOR_DEFAULTS } from '../../executor/config.ts';
-import { TEST_PREFIX } from './executor-kit.ts';
+import { cgroupDirsNamed, TEST_PREFIX } from './executor-kit.ts';
 
 const leftovers = suite('no leftovers');
 
@@ -28,12 +28,7 @@ function commandLines(): { pid: string; cmdline: string; comm: string }[] {
 }
 
 leftovers('no cgroup of a test remains in any hierarchy', () => {
-  const found = execFileSync(
-    'find',
-    ['/sys/fs/cgroup', '-maxdepth', '6', '-type', 'd', '-name', `${TEST_PREFIX}*`],
-    { encoding: 'utf8' },
-  );
-  assert.is(found, '');
+  assert.is(cgroupDirsNamed(`${TEST_PREFIX}*`), '');
 });
 
 leftovers('no helper, job init, test executor or marked job process is running', async () => {
