@@ -37,6 +37,26 @@ function notifySystemdReady(logger: Logger): void {
   });
 }
 
+interface Running {
+  server: ExecutorServer;
+  runtime: JobRuntime;
+}
+
+/** Closes the socket, then lets go of the runtime (jobs stay with their keepers), and exits. */
+async function stop({ server, runtime }: Running, logger: Logger): Promise<never> {
+  try {
+    await server.close();
+    await runtime.close();
+  } catch (error) {
+    // Said in the log, not as an unhandled rejection. What is left (a cgroup parent that still
+    // holds a cgroup, say) is the next start's: it reuses its parents and sweeps them.
+    logger.error({ err: error }, 'stopping did not finish cleanly');
+    process.exit(1);
+  }
+  logger.info('executor stopped');
+  process.exit(0);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string' } } });
   let config: Readonly<ExecutorConfig>;
@@ -55,6 +75,25 @@ async function main(): Promise<void> {
       'SIGHUP: the executor reads its configuration at start only; restart it to apply changes',
     ),
   );
+  // Also installed first: Node's default for SIGTERM is to exit at once, and one that comes while
+  // the executor starts (a stop right after a start) would leave its cgroups and say nothing. It
+  // waits for the start to finish instead, then stops as it would later.
+  let running: Running | null = null;
+  let stopSignal: NodeJS.Signals | null = null;
+  const onStopSignal = (signal: NodeJS.Signals) => {
+    if (stopSignal) {
+      logger.warn({ signal }, 'second signal: exiting without waiting for jobs');
+      process.exit(1);
+    }
+    stopSignal = signal;
+    // Jobs outlive the executor: their keepers carry on and the next start takes them over.
+    // Ending every job is a separate act (executor/drain.ts).
+    logger.info({ signal }, 'stopping: no new requests; running jobs stay with their keepers');
+    if (running) void stop(running, logger);
+    else logger.info('still starting: stopping once started');
+  };
+  process.on('SIGTERM', onStopSignal);
+  process.on('SIGINT', onStopSignal);
   if (process.getuid?.() !== 0) {
     logger.fatal('the executor must run as root (it creates cgroups, namespaces and job users)');
     process.exit(77); // EX_NOPERM
@@ -75,27 +114,12 @@ async function main(): Promise<void> {
   const runtime = await JobRuntime.open({ config, cgroups, logger });
   const server = new ExecutorServer(runtime, config, logger);
   await server.listen();
+  running = { server, runtime };
+  if (stopSignal) {
+    void stop(running, logger);
+    return;
+  }
   notifySystemdReady(logger);
-
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting without waiting for jobs');
-      process.exit(1);
-    }
-    stopping = true;
-    // Jobs outlive the executor: their keepers carry on and the next start takes them over. Ending
-    // every job is a separate act (executor/drain.ts).
-    logger.info({ signal }, 'stopping: no new requests; running jobs stay with their keepers');
-    void (async () => {
-      await server.close();
-      await runtime.close();
-      logger.info('executor stopped');
-      process.exit(0);
-    })();
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
 }
 
 await main();

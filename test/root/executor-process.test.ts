@@ -1,16 +1,16 @@
 // The executor as it runs in production: its own process, its socket, its restarts.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ExecutorClient } from '../../api/executor-client.ts';
 import type { JobError } from '../../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
 import { cgroupDirsNamed, sleep } from './executor-kit.ts';
-import { startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
+import { spawnExecutor, startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
 import type { ExecutorProcess } from './executor-process-kit.ts';
 import { compiledPath } from '../../shared/app-layout.ts';
 
@@ -244,6 +244,43 @@ lifecycle(
       assert.is(cgroupDirsNamed(x.cgroupName), '');
     } finally {
       client.close();
+      await x.remove();
+    }
+  },
+);
+
+lifecycle('a stop that cannot remove its cgroups says why in its log and exits 1', async () => {
+  const x = await startExecutorProcess();
+  // A cgroup the executor did not make, in one of its parents: that parent cannot be removed.
+  const [parent = ''] = cgroupDirsNamed(x.cgroupName).split('\n');
+  const stray = join(parent, 'stray');
+  mkdirSync(stray);
+  try {
+    const { code } = await x.stop('SIGTERM');
+    assert.is(code, 1, x.log());
+    assert.match(x.log(), /"msg":"stopping did not finish cleanly"/);
+    assert.match(x.log(), /cannot remove [^"]+: job cgroups are still in it/);
+  } finally {
+    rmdirSync(stray);
+    await x.remove();
+  }
+});
+
+lifecycle(
+  'SIGTERM while it starts: the start finishes, then it stops as usual (exit 0, no cgroup left)',
+  async () => {
+    const x = await startExecutorProcess();
+    try {
+      assert.is((await x.stop()).code, 0, x.log());
+      const again = spawnExecutor(x.configPath);
+      // Its first line comes before it has made its cgroups, listened or set up its signals.
+      while (!again.log().includes('"msg":"cgroups detected"')) await sleep(1);
+      again.child.kill('SIGTERM');
+      assert.equal(await again.exited, { code: 0, signal: null }, again.log());
+      assert.match(again.log(), /"msg":"still starting: stopping once started"/);
+      assert.match(again.log(), /"msg":"executor stopped"/);
+      assert.is(cgroupDirsNamed(x.cgroupName), '');
+    } finally {
       await x.remove();
     }
   },
