@@ -2,10 +2,10 @@
 // socket the API talks to, and nothing else.
 //
 //   executor [--config /etc/jobworker/executor.json]
-import { execFile } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../shared/logger.ts';
 import type { Logger } from '../shared/logger.ts';
+import { notifySystemdReady } from '../shared/systemd-ready.ts';
 import { detectCgroupDriver } from './cgroup/detect.ts';
 import { loadExecutorConfig } from './config.ts';
 import type { ExecutorConfig } from './config.ts';
@@ -23,18 +23,6 @@ async function checkHelper(path: string): Promise<void> {
     const missing = error.offendingPath === path && error.problem === 'does not exist';
     throw new Error(`helperPath: ${error.message}${missing ? ' (run: npm run build)' : ''}`);
   }
-}
-
-/**
- * Under systemd (Type=notify, NotifyAccess=all) tell it the socket is listening, so that units
- * ordered after this one (the API) start only then. Node cannot send to a datagram Unix socket,
- * so systemd's own tool does it.
- */
-function notifySystemdReady(logger: Logger): void {
-  if (!process.env.NOTIFY_SOCKET) return;
-  execFile('systemd-notify', ['--ready', `--pid=${process.pid}`], (error) => {
-    if (error) logger.warn({ err: error.message }, 'cannot notify systemd of readiness');
-  });
 }
 
 interface Running {
@@ -119,6 +107,7 @@ async function main(): Promise<void> {
     void stop(running, logger);
     return;
   }
+  // Its socket listens: units ordered after this one (the API) may start.
   notifySystemdReady(logger);
 }
 
