@@ -4,6 +4,7 @@
 //   api [--config /etc/jobworker/api.json]
 import { parseArgs } from 'node:util';
 import { createLogger } from '../shared/logger.ts';
+import { notifySystemdReady } from '../shared/systemd-ready.ts';
 import { ApiServer } from './api-server.ts';
 import { loadApiConfig } from './config.ts';
 import type { ApiConfig } from './config.ts';
@@ -30,6 +31,20 @@ async function main(): Promise<void> {
     logger.fatal((error as Error).message);
     process.exit(78);
   }
+  // SIGHUP (`systemctl reload`) re-reads the TLS material. Installed before the first await, not
+  // once the API listens: Node's default for SIGHUP is to exit, and systemd counts an exit by
+  // SIGHUP as clean (no restart), so a reload that came while the API started ended it for good.
+  process.on('SIGHUP', () => {
+    try {
+      credentials.reload(readTlsMaterial(config.tls));
+      logger.info('reloaded TLS material');
+    } catch (error) {
+      logger.error(
+        { err: (error as Error).message },
+        'cannot reload TLS material; keeping the old',
+      );
+    }
+  });
   const executor = new ExecutorClient(config.executorSocket);
   const api = new ApiServer({ config, credentials, executor, logger, audit });
 
@@ -60,17 +75,8 @@ async function main(): Promise<void> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.on('SIGHUP', () => {
-      try {
-        credentials.reload(readTlsMaterial(config.tls));
-        logger.info('reloaded TLS material');
-      } catch (error) {
-        logger.error(
-          { err: (error as Error).message },
-          'cannot reload TLS material; keeping the old',
-        );
-      }
-    });
+    // Under systemd (Type=notify), a start ends here: a reload queued meanwhile waits until now.
+    notifySystemdReady(logger);
   } catch (error) {
     logger.fatal({ err: error }, 'cannot start');
     process.exit(1);

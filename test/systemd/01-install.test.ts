@@ -54,7 +54,7 @@ units(
 );
 
 units(
-  'enable --now: the executor is active only once ready (Type=notify), the API listens, the timer is armed',
+  'enable --now: the executor and the API are active only once ready (Type=notify), the timer is armed',
   withJournal(async () => {
     await enableNow();
     for (const unit of [EXECUTOR, API, CRL_TIMER]) {
@@ -64,6 +64,7 @@ units(
     // Type=notify: `enable --now` returned once the executor said READY=1, after its socket
     // listened; so the socket is there now, in the runtime directory systemd made.
     assert.is(await property(EXECUTOR, 'Type'), 'notify');
+    assert.is(await property(API, 'Type'), 'notify');
     const socket = statSync('/run/jobworker/executor.sock');
     assert.ok(socket.isSocket());
     assert.is((statSync('/run/jobworker').mode & 0o777).toString(8), '750');

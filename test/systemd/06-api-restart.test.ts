@@ -10,6 +10,7 @@ import {
   ensureRunning,
   jobctl,
   jobStatus,
+  must,
   property,
   systemctl,
   waitForApi,
@@ -32,6 +33,29 @@ restart.after(async ({ gates }) => {
 const part = (n: number) => Buffer.from(Array.from({ length: 65536 }, (_, i) => (i * n) % 256));
 const writePart = (n: number) =>
   `python3 -c 'import sys; sys.stdout.buffer.write(bytes((i * ${n}) % 256 for i in range(65536)))'`;
+
+restart(
+  'a reload right after a restart waits until the API is ready, and reloads it: the API runs on',
+  withJournal(async () => {
+    const before = await property(API, 'MainPID');
+    await systemctl('restart', API);
+    await systemctl('reload', API);
+    const pid = await property(API, 'MainPID');
+    assert.is.not(pid, before);
+    assert.is(await systemctl('is-active', API), 'active');
+    await waitForApi();
+    // Its own lines in the journal (journald may write them a moment later): the reload came
+    // once it listened.
+    let lines = '';
+    for (let tries = 0; tries < 50 && !lines.includes('reloaded TLS material'); tries += 1) {
+      if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      lines = await must('journalctl', ['--no-pager', '--output=cat', `_PID=${pid}`]);
+    }
+    assert.match(lines, /"msg":"api listening"(.|\n)*"msg":"reloaded TLS material"/);
+    const listed = await jobctl(['list']).done;
+    assert.is(listed.code, 0, listed.stderr);
+  }),
+);
 
 restart(
   'a watcher (logs -f) resumes across the API restart; output complete, byte for byte',

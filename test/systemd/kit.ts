@@ -115,8 +115,8 @@ export const install = () => run('bash', ['scripts/install.sh']);
 export const enableNow = () => systemctl('enable', '--now', JOBS, EXECUTOR, API, CRL_TIMER);
 
 /**
- * The API has no readiness notification (Type=exec): a client retries until the port listens,
- * and so does this.
+ * A client retries until the port listens, and so does this. (A `systemctl start` or `restart`
+ * of the API returns only once it listens: Type=notify.)
  */
 export async function waitForApi(): Promise<void> {
   const deadline = Date.now() + HANG_MS;
