@@ -1,10 +1,9 @@
 // A real stack for the API tests: a test PKI, the executor process, the API process (which drops
 // to nobody), and typed gRPC clients for each identity.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compiledPath, SERVICE_NODE_FLAGS } from '../../shared/app-layout.ts';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import type { Client, ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import { HealthClient } from '../../api/generated/grpc/health/v1/health.ts';
@@ -19,7 +18,7 @@ import type {
   StartJobRequest,
 } from '../../api/generated/jobworker/v1/jobworker.ts';
 import { TEST_PREFIX, sleep } from './executor-kit.ts';
-import { startExecutorProcess, TEST_SOCKET_GID, trackChild } from './executor-process-kit.ts';
+import { spawnService, startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
 import type { ExecutorProcess } from './executor-process-kit.ts';
 
 const PKI = 'scripts/pki.sh';
@@ -122,35 +121,26 @@ export async function startStack(
     }),
   );
   let api!: ChildProcess;
-  let log = '';
+  let log = () => '';
   let port = 0;
   const launch = async (listen?: number) => {
-    log = '';
     if (listen !== undefined) {
       const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
       await writeFile(configPath, JSON.stringify({ ...config, listen: `127.0.0.1:${listen}` }));
     }
-    api = trackChild(
-      spawn(
-        process.execPath,
-        [...SERVICE_NODE_FLAGS, compiledPath('api/main.ts'), '--config', configPath],
-        {
-          stdio: ['ignore', 'ignore', 'pipe'],
-        },
-      ),
-    );
-    api.stderr?.on('data', (data: Buffer) => (log += data.toString()));
+    ({ child: api, log } = spawnService('api/main.ts', configPath));
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const match = /"msg":"api listening"/.test(log)
-        ? /"port":(\d+)/.exec(log.slice(log.indexOf('"api listening"') - 200))
+      const text = log();
+      const match = /"msg":"api listening"/.test(text)
+        ? /"port":(\d+)/.exec(text.slice(text.indexOf('"api listening"') - 200))
         : null;
       if (match) {
         port = Number(match[1]);
         return;
       }
       if (api.exitCode !== null || Date.now() > deadline)
-        throw new Error(`api did not start:\n${log}`);
+        throw new Error(`api did not start:\n${text}`);
       await sleep(50);
     }
   };
@@ -182,7 +172,7 @@ export async function startStack(
     get port() {
       return port;
     },
-    apiLog: () => log,
+    apiLog: () => log(),
     async client(who) {
       const files = typeof who === 'string' ? pki.cert(who) : who;
       const ca = typeof who === 'string' ? pki.ca : (who.ca ?? pki.ca);

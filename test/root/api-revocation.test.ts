@@ -1,15 +1,14 @@
 // Revocation: the API honours its CRL, and a SIGHUP makes it re-read CA, certificate, key and
 // CRL without a restart (as nobody: the install gives the API's group read access to them).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ListJobsResponse } from '../../api/generated/jobworker/v1/jobworker.ts';
-import { compiledPath, SERVICE_NODE_FLAGS } from '../../shared/app-layout.ts';
 import { sleep } from './executor-kit.ts';
-import { trackChild } from './executor-process-kit.ts';
+import { spawnService } from './executor-process-kit.ts';
 import { codeOf, startStack, unary } from './api-kit.ts';
 import type { Stack, Who } from './api-kit.ts';
 
@@ -86,31 +85,21 @@ revocation(
     ) as Record<string, unknown>;
     const configPath = join(stack.executor.stateDir, 'second-api.json');
     writeFileSync(configPath, JSON.stringify({ ...config, listen: '127.0.0.1:0' }));
-    const api = trackChild(
-      spawn(
-        process.execPath,
-        [...SERVICE_NODE_FLAGS, compiledPath('api/main.ts'), '--config', configPath],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      ),
-    );
-    let log = '';
-    api.stderr?.on('data', (data: Buffer) => (log += data.toString()));
-    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      api.on('exit', (code, signal) => resolve([code, signal])),
-    );
+    const { child: api, log, exited } = spawnService('api/main.ts', configPath);
     try {
       // Its last line before it binds its port, long before it listens.
       const deadline = Date.now() + 15_000;
-      while (!log.includes('"msg":"running unprivileged"') && Date.now() < deadline) await sleep(1);
+      while (!log().includes('"msg":"running unprivileged"') && Date.now() < deadline)
+        await sleep(1);
       api.kill('SIGHUP');
-      while (!log.includes('"msg":"reloaded TLS material"') && Date.now() < deadline)
+      while (!log().includes('"msg":"reloaded TLS material"') && Date.now() < deadline)
         await sleep(20);
-      assert.equal([api.exitCode, api.signalCode], [null, null], log);
-      assert.match(log, /"msg":"api listening"/);
-      assert.match(log, /"msg":"reloaded TLS material"/);
+      assert.equal([api.exitCode, api.signalCode], [null, null], log());
+      assert.match(log(), /"msg":"api listening"/);
+      assert.match(log(), /"msg":"reloaded TLS material"/);
     } finally {
       api.kill('SIGTERM');
-      assert.equal(await exited, [0, null], log);
+      assert.equal(await exited, { code: 0, signal: null }, log());
     }
   },
 );

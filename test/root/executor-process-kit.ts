@@ -121,23 +121,22 @@ export async function untilNoJobRunning(stateDir: string): Promise<void> {
   while ((await running()) > 0 && Date.now() < deadline) await sleep(20);
 }
 
-export interface SpawnedExecutor {
+export interface SpawnedService {
   child: ChildProcess;
   /** Everything the process wrote to stderr so far (its JSON log). */
   log: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** The executor process on `configPath`, as its unit starts it; not waited for. */
-export function spawnExecutor(configPath: string): SpawnedExecutor {
+/**
+ * A service (`executor/main.ts` or `api/main.ts`) on `configPath`, compiled and with the flags its
+ * unit gives it; not waited for.
+ */
+export function spawnService(entry: string, configPath: string): SpawnedService {
   const child = trackChild(
-    spawn(
-      process.execPath,
-      [...SERVICE_NODE_FLAGS, compiledPath('executor/main.ts'), '--config', configPath],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    ),
+    spawn(process.execPath, [...SERVICE_NODE_FLAGS, compiledPath(entry), '--config', configPath], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
   );
   let stderr = '';
   child.stderr?.on('data', (data: Buffer) => (stderr += data.toString()));
@@ -153,7 +152,7 @@ async function launch(
   configPath: string,
 ): Promise<ExecutorProcess> {
   const socketPath = join(stateDir, 'run', 'executor.sock');
-  const { child, log, exited } = spawnExecutor(configPath);
+  const { child, log, exited } = spawnService('executor/main.ts', configPath);
   await waitForSocket(socketPath, child, log);
   const self: ExecutorProcess = {
     child,

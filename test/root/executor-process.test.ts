@@ -10,7 +10,7 @@ import { ExecutorClient } from '../../api/executor-client.ts';
 import type { JobError } from '../../shared/errors.ts';
 import { encodeFrame, FrameDecoder } from '../../shared/framing.ts';
 import { cgroupDirsNamed, sleep } from './executor-kit.ts';
-import { spawnExecutor, startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
+import { spawnService, startExecutorProcess, TEST_SOCKET_GID } from './executor-process-kit.ts';
 import type { ExecutorProcess } from './executor-process-kit.ts';
 import { compiledPath } from '../../shared/app-layout.ts';
 
@@ -272,7 +272,7 @@ lifecycle(
     const x = await startExecutorProcess();
     try {
       assert.is((await x.stop()).code, 0, x.log());
-      const again = spawnExecutor(x.configPath);
+      const again = spawnService('executor/main.ts', x.configPath);
       // Its first line comes before it has made its cgroups, listened or set up its signals.
       while (!again.log().includes('"msg":"cgroups detected"')) await sleep(1);
       again.child.kill('SIGTERM');
