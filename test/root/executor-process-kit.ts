@@ -59,7 +59,8 @@ async function waitForSocket(path: string, child: ChildProcess, log: () => strin
       });
       socket.once('error', () => resolve(false));
     });
-    if (connected) return;
+    // Listening is not yet ready: the socket's group and mode are set after, then it says so.
+    if (connected && log().includes('"msg":"executor listening"')) return;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`executor did not listen on ${path}:\n${log()}`);
